@@ -1,0 +1,1360 @@
+# pragma version 0.4.3
+# pragma nonreentrancy on
+# pragma optimize codesize
+"""
+@title MarginEngine
+@notice Cross- and isolated-margin accounts trading perpetual futures at
+        oracle prices against a liquidity vault. Every risk-increasing action
+        must leave the account at or above its initial margin; anyone may
+        liquidate an account below its maintenance margin.
+@dev    The math, with its rounding, is specified in `docs/engine-spec.md` and
+        mirrored by `margin_engine/model.py`.
+
+        Stopping new risk: an account holding `GUARDIAN_ROLE` calls `pause()`.
+        While paused, opening and increasing positions revert with
+        "engine: paused"; deposits, reductions, closes, withdrawals of free
+        collateral, liquidations and LP withdrawals keep working.
+
+        Custody: the engine holds every token. Three ledgers share the
+        balance: account balances, the insurance fund (`insurance_fund`) and
+        the vault's assets (`vault_assets()`); their sum always equals what
+        was deposited minus what was withdrawn, in settlement-token units.
+"""
+
+from ethereum.ercs import IERC20
+from ethereum.ercs import IERC20Detailed
+from snekmate.auth import access_control
+from .interfaces import IMarginEngine
+
+implements: IMarginEngine
+initializes: access_control
+
+exports: (
+    # roles
+    access_control.DEFAULT_ADMIN_ROLE,
+    access_control.hasRole,
+    access_control.getRoleAdmin,
+    access_control.grantRole,
+    access_control.revokeRole,
+    access_control.renounceRole,
+    access_control.supportsInterface,
+)
+
+
+interface AggregatorV3:
+    def decimals() -> uint8: view
+    def latestRoundData() -> (uint80, int256, uint256, uint256, uint80): view
+
+
+# --------------------------------------------------------------------------
+#                                 Constants
+# --------------------------------------------------------------------------
+
+WAD: constant(uint256) = 10**18
+WAD_I: constant(int256) = 10**18
+
+# @dev Positions per sub-account: bounds the gas of every health check and
+#      therefore of every liquidation.
+MAX_POSITIONS: public(constant(uint256)) = 8
+# @dev Markets listable: bounds the loop that values the vault's reserve.
+MAX_MARKETS: public(constant(uint256)) = 64
+
+RISK_MANAGER_ROLE: public(constant(bytes32)) = keccak256("RISK_MANAGER")
+GUARDIAN_ROLE: public(constant(bytes32)) = keccak256("GUARDIAN")
+
+HEALTHY: constant(uint8) = 0
+MARGIN_CALL: constant(uint8) = 1
+LIQUIDATABLE: constant(uint8) = 2
+BANKRUPT: constant(uint8) = 3
+
+# Hard bounds on risk parameters.
+MAX_FEE_RATE: constant(uint256) = 10**16                      # 1 % of notional
+MAX_FUNDING_RATE: constant(uint256) = 10**18 // 100 // 3600   # 1 % per hour at full skew
+MAX_HEARTBEAT: constant(uint256) = 2**32 - 1
+
+MASK16: constant(uint256) = 2**16 - 1
+MASK32: constant(uint256) = 2**32 - 1
+MASK64: constant(uint256) = 2**64 - 1
+MASK128: constant(uint256) = 2**128 - 1
+MASK160: constant(uint256) = 2**160 - 1
+
+# Account meta word: bits 0-7 position count, bit 8 isolated flag, then one
+# 16-bit market id per open position from bit 16.
+ISOLATED_BIT: constant(uint256) = 256
+NO_MARKET: constant(uint256) = max_value(uint256)
+
+
+# --------------------------------------------------------------------------
+#                                 Immutables
+# --------------------------------------------------------------------------
+
+# @dev The settlement asset (a USD stablecoin): PnL, fees, funding, rewards.
+SETTLEMENT_ASSET: public(immutable(address))
+# @dev 10**(18 - settlement decimals): token units to WAD, exact.
+SCALE: public(immutable(uint256))
+_SCALE_I: immutable(int256)
+
+
+# --------------------------------------------------------------------------
+#                                  Structs
+# --------------------------------------------------------------------------
+
+# @dev What moving a position did: funding paid and PnL realised (tokens),
+#      the entry price, packed open interest and meta word afterwards.
+struct Fill:
+    funding: int256
+    realized: int256
+    entry: uint256
+    new_oi: uint256
+    meta: uint256
+
+
+# --------------------------------------------------------------------------
+#                                  Storage
+# --------------------------------------------------------------------------
+
+# @dev The ERC-4626 liquidity vault, counterparty of every trade; set once.
+vault: public(address)
+# @dev True while new risk is stopped (see module docstring).
+paused: public(bool)
+# @dev Insurance fund, in settlement-token units: first payer of bad debt.
+insurance_fund: public(uint256)
+# @dev Vault assets held here, in settlement-token units (LP capital plus
+#      trader losses, fees and funding, minus trader profits and bad debt).
+_vault_assets: int256
+# @dev Number of listed markets; market ids are 0 .. market_count - 1.
+market_count: public(uint256)
+# @dev Share of the vault's net exposure that LPs cannot withdraw (WAD).
+reserve_factor: public(uint256)
+# @dev Liquidation buffer, liquidator share, reward floor and cap.
+_liq_params: IMarginEngine.LiquidationParams
+
+# Market configuration and state, packed so that a trade reads few slots.
+# @dev feed (160 bits) | heartbeat (32 bits) << 160 | 10**(18 - decimals) << 192
+_oracle: HashMap[uint256, uint256]
+# @dev min_price (128 bits) | max_price << 128, both WAD
+_bounds: HashMap[uint256, uint256]
+# @dev imr | mmr << 64 | fee_rate << 128 | liq_fee << 192, each a 64-bit WAD rate
+_rates: HashMap[uint256, uint256]
+# @dev max_oi (128 bits) | min_notional << 128
+_limits: HashMap[uint256, uint256]
+# @dev long open interest (128 bits) | short open interest << 128
+_oi: HashMap[uint256, uint256]
+# @dev funding index (int128, two's complement) | last accrual time << 128 (64 bits)
+#      | funding_rate_max << 192 (64 bits)
+_funding: HashMap[uint256, uint256]
+
+# @dev Settlement-asset balance of each sub-account, in token units; negative
+#      only transiently (bad debt is cleared when the last position closes).
+_balances: HashMap[address, HashMap[uint16, int256]]
+# @dev Position count, isolated flag and open market ids (see ISOLATED_BIT).
+_meta: HashMap[address, HashMap[uint16, uint256]]
+# @dev Position size (base units, 18 decimals, positive = long).
+_pos_size: HashMap[address, HashMap[uint16, HashMap[uint256, int256]]]
+# @dev Entry price (128 bits) | funding index at last settlement (int128) << 128.
+_pos_data: HashMap[address, HashMap[uint16, HashMap[uint256, uint256]]]
+# @dev owner => operator => may trade for owner.
+operators: public(HashMap[address, HashMap[address, bool]])
+
+
+# --------------------------------------------------------------------------
+#                                Constructor
+# --------------------------------------------------------------------------
+
+@deploy
+def __init__(settlement_asset: address):
+    """
+    @notice Deploy the engine over `settlement_asset`; the deployer becomes
+            `DEFAULT_ADMIN`.
+    @param settlement_asset The USD stablecoin accounts are settled in
+           (at most 18 decimals).
+    """
+    access_control.__init__()
+    decimals: uint256 = convert(staticcall IERC20Detailed(settlement_asset).decimals(), uint256)
+    assert decimals <= 18, "engine: decimals"
+    SETTLEMENT_ASSET = settlement_asset
+    SCALE = 10 ** (18 - decimals)
+    _SCALE_I = convert(SCALE, int256)
+
+
+# --------------------------------------------------------------------------
+#                             Users: collateral
+# --------------------------------------------------------------------------
+
+@external
+def deposit(sub: uint16, asset: address, amount: uint256):
+    """
+    @notice Deposit `amount` of `asset` into sub-account `sub` of the caller.
+    @dev Always allowed, also while paused. Credits what was received.
+    @param sub The caller's sub-account.
+    @param asset The settlement asset.
+    @param amount Token units to pull from the caller (approval needed).
+    """
+    self._check_asset(asset, amount)
+    received: uint256 = self._pull(msg.sender, amount)
+    self._balances[msg.sender][sub] += convert(received, int256)
+    log IMarginEngine.Deposit(owner=msg.sender, sub=sub, asset=asset, amount=received)
+
+
+@external
+def withdraw(sub: uint16, asset: address, amount: uint256):
+    """
+    @notice Withdraw `amount` of `asset` from sub-account `sub` to the caller.
+    @dev With open positions the account must stay HEALTHY (needs valid prices).
+    @param sub The caller's sub-account.
+    @param asset The settlement asset.
+    @param amount Token units to send.
+    """
+    self._check_asset(asset, amount)
+    self._debit_checked(msg.sender, sub, amount)
+    self._push(msg.sender, amount)
+    log IMarginEngine.Withdraw(owner=msg.sender, sub=sub, asset=asset, amount=amount)
+
+
+@external
+def transfer_collateral(from_sub: uint16, to_sub: uint16, asset: address, amount: uint256):
+    """
+    @notice Move collateral between two of the caller's sub-accounts.
+    @dev The source is checked like a withdrawal.
+    @param from_sub Source sub-account.
+    @param to_sub Destination sub-account.
+    @param asset The settlement asset.
+    @param amount Token units to move.
+    """
+    self._check_asset(asset, amount)
+    assert from_sub != to_sub, "engine: same account"
+    self._debit_checked(msg.sender, from_sub, amount)
+    self._balances[msg.sender][to_sub] += convert(amount, int256)
+    log IMarginEngine.CollateralTransferred(
+        owner=msg.sender, from_sub=from_sub, to_sub=to_sub, asset=asset, amount=amount
+    )
+
+
+@external
+def set_margin_mode(sub: uint16, isolated: bool):
+    """
+    @notice Switch sub-account `sub` between cross (default) and isolated margin.
+    @dev Only while the sub-account has no positions. An isolated
+         sub-account holds at most one market.
+    @param sub The caller's sub-account.
+    @param isolated True for isolated, False for cross.
+    """
+    meta: uint256 = self._meta[msg.sender][sub]
+    assert meta & 255 == 0, "engine: open positions"
+    if isolated:
+        self._meta[msg.sender][sub] = ISOLATED_BIT
+    else:
+        self._meta[msg.sender][sub] = 0
+    log IMarginEngine.MarginModeSet(owner=msg.sender, sub=sub, isolated=isolated)
+
+
+@external
+def set_operator(operator: address, approved: bool):
+    """
+    @notice Approve or revoke `operator` to trade for the caller.
+    @dev Operators trade only; they never withdraw or move collateral.
+    @param operator The address acting for the caller.
+    @param approved True to approve, False to revoke.
+    """
+    assert operator != empty(address), "engine: zero address"
+    self.operators[msg.sender][operator] = approved
+    log IMarginEngine.OperatorSet(owner=msg.sender, operator=operator, approved=approved)
+
+
+@external
+def fund_insurance(amount: uint256):
+    """
+    @notice Add settlement tokens to the insurance fund.
+    @param amount Token units to pull from the caller.
+    """
+    self._check_asset(SETTLEMENT_ASSET, amount)
+    received: uint256 = self._pull(msg.sender, amount)
+    self.insurance_fund += received
+    log IMarginEngine.InsuranceFunded(funder=msg.sender, amount=received)
+
+
+# --------------------------------------------------------------------------
+#                              Users: trading
+# --------------------------------------------------------------------------
+
+@external
+def modify_position(
+    owner: address, sub: uint16, market: uint256, size_delta: int256, limit_price: uint256
+) -> uint256:
+    """
+    @notice Change a position by `size_delta` at the oracle price.
+    @dev Risk-increasing trades (open, increase, flip) need the account
+         HEALTHY afterwards, the OI cap and no pause; reductions pass when
+         the account ends flat, HEALTHY, or its maintenance ratio does not fall.
+    @param owner The account owner (the caller or an approved operator acts).
+    @param sub The owner's sub-account.
+    @param market The market id.
+    @param size_delta Base units (18 decimals); positive buys, negative sells.
+    @param limit_price A buy reverts above it, a sell below it (WAD).
+    @return The execution price (WAD).
+    """
+    return self._trade(owner, sub, market, size_delta, limit_price)
+
+
+@external
+def close_position(owner: address, sub: uint16, market: uint256, limit_price: uint256) -> uint256:
+    """
+    @notice Close the whole position in `market` at the oracle price.
+    @param owner The account owner (the caller or an approved operator acts).
+    @param sub The owner's sub-account.
+    @param market The market id.
+    @param limit_price Closing a long sells (reverts below it); closing a
+           short buys (reverts above it).
+    @return The execution price (WAD).
+    """
+    size: int256 = self._pos_size[owner][sub][market]
+    assert size != 0, "engine: no position"
+    return self._trade(owner, sub, market, -size, limit_price)
+
+
+# --------------------------------------------------------------------------
+#                               Liquidators
+# --------------------------------------------------------------------------
+
+@external
+def liquidate(owner: address, sub: uint16, market: uint256, max_size: uint256) -> uint256:
+    """
+    @notice Liquidate part of an account's position in `market`.
+    @dev Needs status LIQUIDATABLE or BANKRUPT and valid prices. Closes the
+         smallest size restoring `mm_required * (1 + buffer)`, at most
+         `max_size`; a dust remainder is closed too. The penalty is split
+         between the liquidator (credited to its sub-account 0) and the
+         insurance fund. Works while paused.
+    @param owner The account owner.
+    @param sub The owner's sub-account.
+    @param market The market whose position is reduced.
+    @param max_size The most base units the liquidator will close.
+    @return The reward credited to the liquidator (settlement-token units).
+    """
+    assert max_size > 0, "engine: zero size"
+    assert market < self.market_count, "engine: unknown market"
+    size: int256 = self._pos_size[owner][sub][market]
+    assert size != 0, "engine: no position"
+
+    price: uint256 = self._price(market, True)[0]
+    oi: uint256 = self._oi[market]
+    fslot: uint256 = self._funding[market]
+    index: int256 = self._index_now(price, oi, fslot)
+    meta: uint256 = self._meta[owner][sub]
+    balance: int256 = self._balances[owner][sub]
+
+    equity: int256 = 0
+    im: uint256 = 0
+    mm: uint256 = 0
+    equity, im, mm = self._valuation(owner, sub, meta, balance, market, price, index)
+    assert self._status(meta, balance, equity, im, mm) >= LIQUIDATABLE, "engine: not liquidatable"
+
+    rates: uint256 = self._rates[market]
+    q: uint256 = self._liquidation_size(size, price, equity, mm, rates, self._limits[market] >> 128, max_size)
+
+    # Settle funding, realise the closed part, take the penalty.
+    delta: int256 = convert(q, int256)
+    if size > 0:
+        delta = -delta
+    fill: Fill = self._fill(owner, sub, market, size, delta, price, index, oi, fslot, self._pos_data[owner][sub][market])
+    penalty: uint256 = self._to_tokens_up(self._mul_div_up(self._mul_div_up(q, price, WAD), rates >> 192, WAD))
+    balance = balance - fill.funding + fill.realized - convert(penalty, int256)
+    meta = fill.meta
+
+    reward: uint256 = self._pay_penalty(penalty)
+    self._settle_balance(owner, sub, meta, balance)
+    # Credit after the owner's balance is written: correct for self-liquidation too.
+    self._balances[msg.sender][0] += convert(reward, int256)
+
+    log IMarginEngine.Liquidation(
+        owner=owner,
+        sub=sub,
+        market=market,
+        liquidator=msg.sender,
+        size_closed=q,
+        price=price,
+        penalty=penalty,
+        reward=reward,
+        insurance_share=convert(penalty, int256) - convert(reward, int256),
+    )
+    return reward
+
+
+# --------------------------------------------------------------------------
+#                                 The vault
+# --------------------------------------------------------------------------
+
+@external
+def vault_deposit(amount: uint256) -> uint256:
+    """
+    @notice Pull `amount` settlement tokens from the vault into custody and
+            credit them to the vault's assets.
+    @dev Only the vault; it approves the engine once at construction.
+    @param amount Token units.
+    @return The amount received.
+    """
+    assert msg.sender == self.vault, "engine: not vault"
+    assert amount > 0, "engine: zero amount"
+    received: uint256 = self._pull(msg.sender, amount)
+    self._vault_assets += convert(received, int256)
+    log IMarginEngine.VaultFunded(amount=received)
+    return received
+
+
+@external
+def vault_withdraw(receiver: address, amount: uint256):
+    """
+    @notice Pay `amount` of the vault's assets to `receiver`.
+    @dev Only the vault. Reverts "engine: vault reserved" when that would
+         take the vault below what open interest reserves (needs valid prices).
+    @param receiver The LP receiving the tokens.
+    @param amount Token units.
+    """
+    assert msg.sender == self.vault, "engine: not vault"
+    assert amount > 0, "engine: zero amount"
+    free: uint256 = 0
+    ok: bool = False
+    free, ok = self._free_vault_assets(True)
+    assert amount <= free, "engine: vault reserved"
+    self._vault_assets -= convert(amount, int256)
+    self._push(receiver, amount)
+    log IMarginEngine.VaultDefunded(receiver=receiver, amount=amount)
+
+
+# --------------------------------------------------------------------------
+#                                   Admin
+# --------------------------------------------------------------------------
+
+@external
+def add_market(
+    feed: address,
+    heartbeat: uint256,
+    min_price: uint256,
+    max_price: uint256,
+    params: IMarginEngine.MarketParams,
+) -> uint256:
+    """
+    @notice List a perpetual market priced by a Chainlink feed.
+    @dev DEFAULT_ADMIN only.
+    @param feed AggregatorV3Interface of the base asset in USD.
+    @param heartbeat Seconds a round stays valid.
+    @param min_price Lowest valid price (WAD).
+    @param max_price Highest valid price (WAD).
+    @param params The market's risk parameters (bounded as in `set_market_params`).
+    @return The new market id.
+    """
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    market: uint256 = self.market_count
+    assert market < MAX_MARKETS, "engine: too many markets"
+    self.market_count = market + 1
+    self._set_oracle(market, feed, heartbeat, min_price, max_price)
+    self._funding[market] = block.timestamp << 128
+    self._set_market_params(market, params, 0)
+    log IMarginEngine.MarketAdded(market=market, feed=feed)
+    return market
+
+
+@external
+def set_oracle(market: uint256, feed: address, heartbeat: uint256, min_price: uint256, max_price: uint256):
+    """
+    @notice Replace a market's price feed and its validity bounds.
+    @dev DEFAULT_ADMIN only.
+    @param market The market id.
+    @param feed AggregatorV3Interface of the base asset in USD.
+    @param heartbeat Seconds a round stays valid.
+    @param min_price Lowest valid price (WAD).
+    @param max_price Highest valid price (WAD).
+    """
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    assert market < self.market_count, "engine: unknown market"
+    self._set_oracle(market, feed, heartbeat, min_price, max_price)
+
+
+@external
+def set_market_params(market: uint256, params: IMarginEngine.MarketParams):
+    """
+    @notice Set a market's risk parameters within hard bounds.
+    @dev RISK_MANAGER only. Funding is accrued first at the old rate, which
+         needs a valid price when the market has open interest.
+         Bounds: 0 < mmr < imr <= 1, 0 < liq_fee < mmr, fee_rate <= 1 %,
+         funding_rate_max <= 1 % per hour.
+    @param market The market id.
+    @param params The new parameters.
+    """
+    access_control._check_role(RISK_MANAGER_ROLE, msg.sender)
+    assert market < self.market_count, "engine: unknown market"
+    oi: uint256 = self._oi[market]
+    fslot: uint256 = self._funding[market]
+    index: int256 = self._unpack_i128(fslot & MASK128)
+    if oi != 0:
+        index = self._index_now(self._price(market, True)[0], oi, fslot)
+    self._set_market_params(market, params, index)
+
+
+@external
+def set_liquidation_params(params: IMarginEngine.LiquidationParams):
+    """
+    @notice Set the liquidation buffer, liquidator share and reward bounds.
+    @dev RISK_MANAGER only. buffer <= 1, liquidator_share <= 1, floor <= cap.
+    @param params The new parameters.
+    """
+    access_control._check_role(RISK_MANAGER_ROLE, msg.sender)
+    assert (
+        params.buffer <= WAD and params.liquidator_share <= WAD and params.reward_floor <= params.reward_cap
+    ), "engine: bad params"
+    self._liq_params = params
+    log IMarginEngine.LiquidationParamsSet(
+        buffer=params.buffer,
+        liquidator_share=params.liquidator_share,
+        reward_floor=params.reward_floor,
+        reward_cap=params.reward_cap,
+    )
+
+
+@external
+def set_reserve_factor(reserve_factor: uint256):
+    """
+    @notice Set the share of the vault's net exposure LPs cannot withdraw.
+    @dev RISK_MANAGER only; at most 1 (WAD).
+    @param reserve_factor WAD fraction.
+    """
+    access_control._check_role(RISK_MANAGER_ROLE, msg.sender)
+    assert reserve_factor <= WAD, "engine: bad params"
+    self.reserve_factor = reserve_factor
+    log IMarginEngine.ReserveFactorSet(reserve_factor=reserve_factor)
+
+
+@external
+def set_vault(vault: address):
+    """
+    @notice Connect the liquidity vault; once only.
+    @dev DEFAULT_ADMIN only.
+    @param vault The LiquidityVault deployed over this engine.
+    """
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    assert self.vault == empty(address), "engine: vault set"
+    assert vault != empty(address), "engine: zero address"
+    self.vault = vault
+    log IMarginEngine.VaultSet(vault=vault)
+
+
+@external
+def pause():
+    """
+    @notice Stop new risk (opens and increases). Exits keep working.
+    @dev GUARDIAN only.
+    """
+    access_control._check_role(GUARDIAN_ROLE, msg.sender)
+    self.paused = True
+    log IMarginEngine.Paused(account=msg.sender)
+
+
+@external
+def unpause():
+    """
+    @notice Allow new risk again.
+    @dev GUARDIAN only.
+    """
+    access_control._check_role(GUARDIAN_ROLE, msg.sender)
+    self.paused = False
+    log IMarginEngine.Unpaused(account=msg.sender)
+
+
+# --------------------------------------------------------------------------
+#                                   Views
+# --------------------------------------------------------------------------
+
+@view
+@external
+def account(owner: address, sub: uint16) -> IMarginEngine.AccountState:
+    """
+    @notice Equity, requirements and status of an account at oracle prices.
+    @dev Never reverts for an invalid price: positions in such markets are
+         left out and `prices_ok` is False.
+    @param owner The account owner.
+    @param sub The sub-account.
+    @return The account state (WAD USD values).
+    """
+    meta: uint256 = self._meta[owner][sub]
+    balance: int256 = self._balances[owner][sub]
+    equity: int256 = 0
+    im: uint256 = 0
+    mm: uint256 = 0
+    ok: bool = False
+    equity, im, mm, ok = self._valuation_view(owner, sub, meta, balance)
+    return IMarginEngine.AccountState(
+        equity_init=equity,
+        equity_maint=equity,
+        im_required=im,
+        mm_required=mm,
+        status=self._status(meta, balance, equity, im, mm),
+        prices_ok=ok,
+        positions=meta & 255,
+    )
+
+
+@view
+@external
+def status(owner: address, sub: uint16) -> uint8:
+    """
+    @notice 0 HEALTHY, 1 MARGIN_CALL, 2 LIQUIDATABLE, 3 BANKRUPT.
+    @dev Positions whose price is invalid are left out (see `account`).
+    @param owner The account owner.
+    @param sub The sub-account.
+    @return The status code.
+    """
+    meta: uint256 = self._meta[owner][sub]
+    balance: int256 = self._balances[owner][sub]
+    equity: int256 = 0
+    im: uint256 = 0
+    mm: uint256 = 0
+    ok: bool = False
+    equity, im, mm, ok = self._valuation_view(owner, sub, meta, balance)
+    return self._status(meta, balance, equity, im, mm)
+
+
+@view
+@external
+def position(owner: address, sub: uint16, market: uint256) -> IMarginEngine.Position:
+    """
+    @notice A position with its notional, unrealised PnL and unsettled funding.
+    @param owner The account owner.
+    @param sub The sub-account.
+    @param market The market id.
+    @return The position; valuation fields are zero when `price_ok` is False.
+    """
+    size: int256 = self._pos_size[owner][sub][market]
+    data: uint256 = self._pos_data[owner][sub][market]
+    result: IMarginEngine.Position = IMarginEngine.Position(
+        size=size,
+        entry_price=data & MASK128,
+        funding_index=self._unpack_i128(data >> 128),
+        notional=0,
+        unrealized_pnl=0,
+        funding_owed=0,
+        price_ok=False,
+    )
+    if size == 0 or market >= self.market_count:
+        return result
+    price: uint256 = 0
+    ok: bool = False
+    price, ok = self._price(market, False)
+    if not ok:
+        return result
+    index: int256 = self._index_now(price, self._oi[market], self._funding[market])
+    result.funding_owed = self._ceil_div(size * (index - result.funding_index), WAD_I)
+    result.notional = self._mul_div_up(self._abs(size), price, WAD)
+    result.unrealized_pnl = self._floor_div(
+        size * (convert(price, int256) - convert(result.entry_price, int256)), WAD_I
+    ) - result.funding_owed
+    result.price_ok = True
+    return result
+
+
+@view
+@external
+def balance_of(owner: address, sub: uint16, asset: address) -> int256:
+    """
+    @notice Collateral balance of a sub-account in the asset's own units.
+    @param owner The account owner.
+    @param sub The sub-account.
+    @param asset The collateral asset.
+    @return Token units (0 for an asset that is not listed).
+    """
+    if asset != SETTLEMENT_ASSET:
+        return 0
+    return self._balances[owner][sub]
+
+
+@view
+@external
+def vault_assets() -> uint256:
+    """
+    @notice The vault's assets held by the engine (settlement-token units).
+    @dev Read by the vault's `totalAssets`; 0 if the ledger were negative.
+    @return Token units.
+    """
+    return convert(max(self._vault_assets, 0), uint256)
+
+
+@view
+@external
+def vault_free_assets() -> uint256:
+    """
+    @notice Vault assets LPs may withdraw now: assets minus the reserve.
+    @dev 0 while a price needed for the reserve is invalid.
+    @return Token units.
+    """
+    return self._free_vault_assets(False)[0]
+
+
+@view
+@external
+def oracle_price(market: uint256) -> (uint256, bool):
+    """
+    @notice A market's normalised oracle price and whether it is valid now.
+    @param market The market id.
+    @return Price (WAD, 0 when invalid) and validity.
+    """
+    assert market < self.market_count, "engine: unknown market"
+    return self._price(market, False)
+
+
+@view
+@external
+def market_words(market: uint256) -> (uint256, uint256, uint256, uint256, uint256, uint256):
+    """
+    @notice A market's packed configuration and state, decoded by `MarginLens`.
+    @dev Layouts are documented at the storage declarations: oracle, bounds,
+         rates, limits, open interest, funding.
+    @param market The market id.
+    @return The six packed words.
+    """
+    return (
+        self._oracle[market],
+        self._bounds[market],
+        self._rates[market],
+        self._limits[market],
+        self._oi[market],
+        self._funding[market],
+    )
+
+
+@view
+@external
+def liquidation_params() -> IMarginEngine.LiquidationParams:
+    """
+    @notice The global liquidation parameters.
+    @return Buffer, liquidator share, reward floor and cap.
+    """
+    return self._liq_params
+
+
+@view
+@external
+def account_meta(owner: address, sub: uint16) -> uint256:
+    """
+    @notice A sub-account's packed position count, isolated flag and open
+            market ids, decoded by `MarginLens`.
+    @param owner The account owner.
+    @param sub The sub-account.
+    @return Bits 0-7 count, bit 8 isolated, 16-bit market ids from bit 16.
+    """
+    return self._meta[owner][sub]
+
+
+# --------------------------------------------------------------------------
+#                            Internal: trading
+# --------------------------------------------------------------------------
+
+@internal
+def _trade(owner: address, sub: uint16, market: uint256, delta: int256, limit_price: uint256) -> uint256:
+    # Checks: caller, input, price, slippage.
+    assert msg.sender == owner or self.operators[owner][msg.sender], "engine: not authorized"
+    assert delta != 0, "engine: zero size"
+    assert market < self.market_count, "engine: unknown market"
+    price: uint256 = self._price(market, True)[0]
+    if delta > 0:
+        assert price <= limit_price, "engine: slippage"
+    else:
+        assert price >= limit_price, "engine: slippage"
+
+    oi: uint256 = self._oi[market]
+    fslot: uint256 = self._funding[market]
+    index: int256 = self._index_now(price, oi, fslot)
+    rates: uint256 = self._rates[market]
+    size: int256 = self._pos_size[owner][sub][market]
+    data: uint256 = self._pos_data[owner][sub][market]
+    balance_before: int256 = self._balances[owner][sub]
+    fill: Fill = self._fill(owner, sub, market, size, delta, price, index, oi, fslot, data)
+    new_size: int256 = size + delta
+
+    # Fee: |delta| * P * fee_rate, each step rounded up, in tokens.
+    fee: uint256 = self._to_tokens_up(
+        self._mul_div_up(self._mul_div_up(self._abs(delta), price, WAD), (rates >> 128) & MASK64, WAD)
+    )
+    self._vault_assets += convert(fee, int256)
+    balance: int256 = balance_before - fill.funding + fill.realized - convert(fee, int256)
+    meta: uint256 = fill.meta
+    self._balances[owner][sub] = balance
+
+    if self._abs(new_size) > self._abs(size) or (new_size > 0) != (size > 0) and size != 0 and new_size != 0:
+        # Risk increases: not paused, within caps, HEALTHY afterwards.
+        assert not self.paused, "engine: paused"
+        side_oi: uint256 = fill.new_oi & MASK128
+        if new_size < 0:
+            side_oi = fill.new_oi >> 128
+        assert side_oi <= self._limits[market] & MASK128, "engine: oi cap"
+        self._check_healthy(owner, sub, meta, balance, market, price, index)
+    elif meta & 255 == 0:
+        # Flat: a negative balance is bad debt.
+        self._settle_balance(owner, sub, meta, balance)
+    else:
+        # Reduction: the maintenance ratio may not fall unless HEALTHY.
+        equity: int256 = 0
+        im: uint256 = 0
+        mm: uint256 = 0
+        equity, im, mm = self._valuation(owner, sub, meta, balance, market, price, index)
+        if self._status(meta, balance, equity, im, mm) != HEALTHY:
+            upnl_old: int256 = 0
+            mm_old: uint256 = 0
+            upnl_new: int256 = 0
+            mm_new: uint256 = 0
+            upnl_old, mm_old = self._position_risk(size, data & MASK128, self._unpack_i128(data >> 128), price, index, rates)
+            upnl_new, mm_new = self._position_risk(new_size, fill.entry, index, price, index, rates)
+            equity_before: int256 = equity - (balance - balance_before) * _SCALE_I - upnl_new + upnl_old
+            mm_before: uint256 = mm - mm_new + mm_old
+            assert equity * convert(mm_before, int256) >= equity_before * convert(mm, int256), "engine: unhealthy"
+
+    log IMarginEngine.PositionModified(
+        owner=owner,
+        sub=sub,
+        market=market,
+        size_delta=delta,
+        size=new_size,
+        entry_price=fill.entry,
+        price=price,
+        fee=fee,
+        realized_pnl=fill.realized,
+        funding_paid=fill.funding,
+    )
+    return price
+
+
+@internal
+def _fill(
+    owner: address,
+    sub: uint16,
+    market: uint256,
+    size: int256,
+    delta: int256,
+    price: uint256,
+    index: int256,
+    oi: uint256,
+    fslot: uint256,
+    data: uint256,
+) -> Fill:
+    """
+    @dev Move a position from `size` to `size + delta` at `price`: settle its
+         funding, realise the closed part, average the entry, update open
+         interest and the position; the vault takes the other side of the
+         funding and PnL. Fees and penalties are the caller's.
+    """
+    entry: uint256 = data & MASK128
+    # Funding owed since the last settlement: rounded up, in tokens.
+    funding: int256 = self._ceil_div(self._ceil_div(size * (index - self._unpack_i128(data >> 128)), WAD_I), _SCALE_I)
+    new_size: int256 = size + delta
+    realized: int256 = 0
+    if size == 0 or (size > 0) == (delta > 0):
+        # Increase: entry = (|s| e + |delta| P) / |s'|, against the trader
+        # (up for a long, down for a short).
+        entry = self._mul_div(self._abs(size) * entry + self._abs(delta) * price, 1, self._abs(new_size), new_size > 0)
+    else:
+        # Reduce, close or flip: realise sign(s) * closed * (P - e), floored.
+        closed: int256 = convert(min(self._abs(delta), self._abs(size)), int256)
+        if size < 0:
+            closed = -closed
+        realized = self._floor_div(
+            self._floor_div(closed * (convert(price, int256) - convert(entry, int256)), WAD_I), _SCALE_I
+        )
+        if new_size == 0:
+            entry = 0
+        elif (new_size > 0) != (size > 0):
+            entry = price
+    self._vault_assets += funding - realized
+    return Fill(
+        funding=funding,
+        realized=realized,
+        entry=entry,
+        new_oi=self._write_market(market, oi, size, new_size, fslot, index),
+        meta=self._write_position(owner, sub, market, self._meta[owner][sub], size, new_size, entry, index),
+    )
+
+
+@internal
+def _write_market(market: uint256, oi: uint256, size: int256, new_size: int256, fslot: uint256, index: int256) -> uint256:
+    """
+    @dev Move `size` to `new_size` in the market's open interest and store
+         the accrued funding index with the current time.
+    """
+    long_oi: uint256 = oi & MASK128
+    short_oi: uint256 = oi >> 128
+    if size > 0:
+        long_oi -= convert(size, uint256)
+    else:
+        short_oi -= convert(-size, uint256)
+    if new_size > 0:
+        long_oi += convert(new_size, uint256)
+    else:
+        short_oi += convert(-new_size, uint256)
+    assert long_oi <= MASK128 and short_oi <= MASK128  # dev: open interest overflow
+    new_oi: uint256 = long_oi | (short_oi << 128)
+    self._oi[market] = new_oi
+    self._funding[market] = self._pack_i128(index) | (block.timestamp << 128) | (fslot >> 192 << 192)
+    return new_oi
+
+
+@internal
+def _write_position(
+    owner: address,
+    sub: uint16,
+    market: uint256,
+    meta: uint256,
+    size: int256,
+    new_size: int256,
+    entry: uint256,
+    index: int256,
+) -> uint256:
+    """
+    @dev Store the position and keep the sub-account's market list in step;
+         returns the new meta word.
+    """
+    count: uint256 = meta & 255
+    new_meta: uint256 = meta
+    if new_size == 0:
+        self._pos_size[owner][sub][market] = 0
+        self._pos_data[owner][sub][market] = 0
+        # Remove `market`: move the last id into its place.
+        last_id: uint256 = (meta >> (16 + 16 * (count - 1))) & MASK16
+        for i: uint256 in range(MAX_POSITIONS):
+            if i >= count:
+                break
+            bit: uint256 = 16 + 16 * i
+            if (meta >> bit) & MASK16 == market:
+                new_meta = new_meta & ~(MASK16 << bit) | (last_id << bit)
+                break
+        new_meta = new_meta & ~(MASK16 << (16 + 16 * (count - 1)))
+        new_meta -= 1
+    else:
+        if size == 0:
+            assert count < MAX_POSITIONS, "engine: too many positions"
+            assert meta & ISOLATED_BIT == 0 or count == 0, "engine: isolated"
+            new_meta = meta + 1 | (market << (16 + 16 * count))
+        self._pos_size[owner][sub][market] = new_size
+        assert entry <= MASK128  # dev: entry price overflow
+        self._pos_data[owner][sub][market] = entry | (self._pack_i128(index) << 128)
+    if new_meta != meta:
+        self._meta[owner][sub] = new_meta
+    return new_meta
+
+
+@internal
+def _settle_balance(owner: address, sub: uint16, meta: uint256, balance: int256):
+    """
+    @dev Store a balance; an account left flat with a negative balance is
+         bad debt, paid by the insurance fund first, then by the vault.
+    """
+    if balance >= 0 or meta & 255 != 0:
+        self._balances[owner][sub] = balance
+        return
+    debt: uint256 = convert(-balance, uint256)
+    from_insurance: uint256 = min(self.insurance_fund, debt)
+    self.insurance_fund -= from_insurance
+    self._vault_assets -= convert(debt - from_insurance, int256)
+    self._balances[owner][sub] = 0
+    log IMarginEngine.BadDebt(
+        owner=owner, sub=sub, amount=debt, insurance_paid=from_insurance, vault_loss=debt - from_insurance
+    )
+
+
+@internal
+def _pay_penalty(penalty: uint256) -> uint256:
+    """
+    @dev reward = clamp(penalty * share, floor, cap); the insurance fund
+         keeps penalty - reward and tops up a floor above the penalty while
+         it can. Returns the reward.
+    """
+    params: IMarginEngine.LiquidationParams = self._liq_params
+    reward: uint256 = min(
+        max(self._mul_div(penalty, params.liquidator_share, WAD, False), params.reward_floor), params.reward_cap
+    )
+    available: uint256 = self.insurance_fund + penalty
+    reward = min(reward, available)
+    self.insurance_fund = available - reward
+    return reward
+
+
+@view
+@internal
+def _liquidation_size(
+    size: int256, price: uint256, equity: int256, mm: uint256, rates: uint256, min_notional: uint256, max_size: uint256
+) -> uint256:
+    """
+    @dev Smallest size q whose closing restores equity >= mm * (1 + buffer):
+         N = (mm (1 + b) - E) / (mmr (1 + b) - liq_fee), q = N / P, both up.
+         A dust remainder is closed too; `max_size` caps q.
+    """
+    buffer: uint256 = self._liq_params.buffer
+    target: uint256 = self._mul_div_up(mm, WAD + buffer, WAD)
+    deficit: uint256 = convert(convert(target, int256) - equity, uint256)
+    # Safe: liq_fee < mmr is a hard bound, so denom > 0.
+    denom: uint256 = self._mul_div(rates >> 64 & MASK64, WAD + buffer, WAD, False) - (rates >> 192)
+    abs_size: uint256 = self._abs(size)
+    q: uint256 = min(self._mul_div_up(self._mul_div_up(deficit, WAD, denom), WAD, price), abs_size)
+    if q < abs_size and self._mul_div_up(abs_size - q, price, WAD) < min_notional:
+        q = abs_size
+    if q > max_size:
+        q = max_size
+        assert self._mul_div_up(abs_size - q, price, WAD) >= min_notional, "engine: dust"
+    return q
+
+
+# --------------------------------------------------------------------------
+#                          Internal: margin math
+# --------------------------------------------------------------------------
+
+@view
+@internal
+def _valuation(
+    owner: address, sub: uint16, meta: uint256, balance: int256, hot: uint256, hot_price: uint256, hot_index: int256
+) -> (int256, uint256, uint256):
+    """
+    @dev Equity, IM and MM of an account, reverting on any invalid price.
+         `hot` is a market whose price and index the caller already has.
+    """
+    equity: int256 = 0
+    im: uint256 = 0
+    mm: uint256 = 0
+    ok: bool = False
+    equity, im, mm, ok = self._value_positions(owner, sub, meta, balance, hot, hot_price, hot_index, True)
+    return equity, im, mm
+
+
+@view
+@internal
+def _valuation_view(owner: address, sub: uint16, meta: uint256, balance: int256) -> (int256, uint256, uint256, bool):
+    return self._value_positions(owner, sub, meta, balance, NO_MARKET, 0, 0, False)
+
+
+@view
+@internal
+def _value_positions(
+    owner: address,
+    sub: uint16,
+    meta: uint256,
+    balance: int256,
+    hot: uint256,
+    hot_price: uint256,
+    hot_index: int256,
+    strict: bool,
+) -> (int256, uint256, uint256, bool):
+    """
+    @dev equity = balance * SCALE + sum(upnl); im, mm = sum of per-market
+         requirements (docs/engine-spec.md). Non-strict: markets with an
+         invalid price are skipped and the flag is False.
+    """
+    equity: int256 = balance * _SCALE_I
+    im: uint256 = 0
+    mm: uint256 = 0
+    all_ok: bool = True
+    for i: uint256 in range(MAX_POSITIONS):
+        if i >= meta & 255:
+            break
+        market: uint256 = (meta >> (16 + 16 * i)) & MASK16
+        price: uint256 = hot_price
+        index: int256 = hot_index
+        if market != hot:
+            ok: bool = False
+            price, ok = self._price(market, strict)
+            if not ok:
+                all_ok = False
+                continue
+            index = self._index_now(price, self._oi[market], self._funding[market])
+        size: int256 = self._pos_size[owner][sub][market]
+        data: uint256 = self._pos_data[owner][sub][market]
+        rates: uint256 = self._rates[market]
+        notional: uint256 = self._mul_div_up(self._abs(size), price, WAD)
+        equity += self._floor_div(size * (convert(price, int256) - convert(data & MASK128, int256)), WAD_I)
+        equity -= self._ceil_div(size * (index - self._unpack_i128(data >> 128)), WAD_I)
+        im += self._mul_div_up(notional, rates & MASK64, WAD)
+        mm += self._mul_div_up(notional, (rates >> 64) & MASK64, WAD)
+    return equity, im, mm, all_ok
+
+
+@view
+@internal
+def _position_risk(
+    size: int256, entry: uint256, last_index: int256, price: uint256, index: int256, rates: uint256
+) -> (int256, uint256):
+    """
+    @dev One position's upnl and maintenance requirement (as in `_value_positions`).
+    """
+    upnl: int256 = self._floor_div(size * (convert(price, int256) - convert(entry, int256)), WAD_I)
+    upnl -= self._ceil_div(size * (index - last_index), WAD_I)
+    mm: uint256 = self._mul_div_up(self._mul_div_up(self._abs(size), price, WAD), (rates >> 64) & MASK64, WAD)
+    return upnl, mm
+
+
+@view
+@internal
+def _check_healthy(
+    owner: address, sub: uint16, meta: uint256, balance: int256, hot: uint256, hot_price: uint256, hot_index: int256
+):
+    equity: int256 = 0
+    im: uint256 = 0
+    mm: uint256 = 0
+    equity, im, mm = self._valuation(owner, sub, meta, balance, hot, hot_price, hot_index)
+    assert self._status(meta, balance, equity, im, mm) == HEALTHY, "engine: unhealthy"
+
+
+@pure
+@internal
+def _status(meta: uint256, balance: int256, equity: int256, im: uint256, mm: uint256) -> uint8:
+    if meta & 255 == 0 and balance >= 0:
+        return HEALTHY
+    if equity < 0:
+        return BANKRUPT
+    if equity < convert(mm, int256):
+        return LIQUIDATABLE
+    if equity < convert(im, int256):
+        return MARGIN_CALL
+    return HEALTHY
+
+
+@view
+@internal
+def _index_now(price: uint256, oi: uint256, fslot: uint256) -> int256:
+    """
+    @dev Funding index brought forward to now:
+         rate = floor(rate_max * (L - S) / (L + S)) per second,
+         index += floor(P * rate * dt / WAD).
+    """
+    index: int256 = self._unpack_i128(fslot & MASK128)
+    last: uint256 = (fslot >> 128) & MASK64
+    long_oi: uint256 = oi & MASK128
+    short_oi: uint256 = oi >> 128
+    if block.timestamp <= last or long_oi + short_oi == 0:
+        return index
+    rate: int256 = self._floor_div(
+        convert(fslot >> 192, int256) * (convert(long_oi, int256) - convert(short_oi, int256)),
+        convert(long_oi + short_oi, int256),
+    )
+    return index + self._floor_div(convert(price, int256) * rate * convert(block.timestamp - last, int256), WAD_I)
+
+
+@view
+@internal
+def _free_vault_assets(strict: bool) -> (uint256, bool):
+    """
+    @dev vault assets - sum over markets of |L - S| * P * reserve_factor,
+         the reserve rounded up. Non-strict: (0, False) on an invalid price.
+    """
+    reserved: uint256 = 0
+    factor: uint256 = self.reserve_factor
+    for market: uint256 in range(MAX_MARKETS):
+        if market >= self.market_count:
+            break
+        oi: uint256 = self._oi[market]
+        long_oi: uint256 = oi & MASK128
+        short_oi: uint256 = oi >> 128
+        if long_oi == short_oi:
+            continue
+        price: uint256 = 0
+        ok: bool = False
+        price, ok = self._price(market, strict)
+        if not ok:
+            return 0, False
+        net: uint256 = max(long_oi, short_oi) - min(long_oi, short_oi)
+        reserved += self._to_tokens_up(self._mul_div_up(self._mul_div_up(net, price, WAD), factor, WAD))
+    assets: int256 = self._vault_assets
+    if assets <= convert(reserved, int256):
+        return 0, True
+    return convert(assets, uint256) - reserved, True
+
+
+# --------------------------------------------------------------------------
+#                           Internal: collateral
+# --------------------------------------------------------------------------
+
+@internal
+def _debit_checked(owner: address, sub: uint16, amount: uint256):
+    """
+    @dev Debit `amount` tokens; with positions the account must stay HEALTHY.
+    """
+    balance: int256 = self._balances[owner][sub] - convert(amount, int256)
+    assert balance >= 0, "engine: insufficient balance"
+    self._balances[owner][sub] = balance
+    meta: uint256 = self._meta[owner][sub]
+    if meta & 255 != 0:
+        self._check_healthy(owner, sub, meta, balance, NO_MARKET, 0, 0)
+
+
+@view
+@internal
+def _check_asset(asset: address, amount: uint256):
+    assert amount > 0, "engine: zero amount"
+    assert asset == SETTLEMENT_ASSET, "engine: unknown asset"
+
+
+@internal
+def _pull(sender: address, amount: uint256) -> uint256:
+    """
+    @dev transferFrom `sender`; returns what actually arrived.
+    """
+    before: uint256 = staticcall IERC20(SETTLEMENT_ASSET).balanceOf(self)
+    ok: bool = extcall IERC20(SETTLEMENT_ASSET).transferFrom(sender, self, amount, default_return_value=True)
+    assert ok, "engine: transfer failed"
+    received: uint256 = staticcall IERC20(SETTLEMENT_ASSET).balanceOf(self) - before
+    assert received > 0, "engine: nothing received"
+    return received
+
+
+@internal
+def _push(receiver: address, amount: uint256):
+    ok: bool = extcall IERC20(SETTLEMENT_ASSET).transfer(receiver, amount, default_return_value=True)
+    assert ok, "engine: transfer failed"
+
+
+# --------------------------------------------------------------------------
+#                            Internal: oracles
+# --------------------------------------------------------------------------
+
+@view
+@internal
+def _price(market: uint256, strict: bool) -> (uint256, bool):
+    """
+    @dev Normalised Chainlink price: answer > 0, fresh within the heartbeat,
+         within bounds. Strict: reverts with the reason; else (0, False).
+    """
+    cfg: uint256 = self._oracle[market]
+    round_id: uint80 = 0
+    answer: int256 = 0
+    started_at: uint256 = 0
+    updated_at: uint256 = 0
+    answered_in: uint80 = 0
+    round_id, answer, started_at, updated_at, answered_in = staticcall AggregatorV3(
+        convert(convert(cfg & MASK160, uint160), address)
+    ).latestRoundData()
+    if answer <= 0:
+        assert not strict, "oracle: price"
+        return 0, False
+    if updated_at == 0 or updated_at > block.timestamp or block.timestamp - updated_at > (cfg >> 160) & MASK32:
+        assert not strict, "oracle: stale"
+        return 0, False
+    price: uint256 = convert(answer, uint256) * (cfg >> 192)
+    bounds: uint256 = self._bounds[market]
+    if price < bounds & MASK128 or price > bounds >> 128:
+        assert not strict, "oracle: bounds"
+        return 0, False
+    return price, True
+
+
+@internal
+def _set_oracle(market: uint256, feed: address, heartbeat: uint256, min_price: uint256, max_price: uint256):
+    assert (
+        heartbeat > 0 and heartbeat <= MAX_HEARTBEAT and min_price > 0 and min_price < max_price and max_price <= MASK128
+    ), "engine: bad oracle"
+    decimals: uint256 = convert(staticcall AggregatorV3(feed).decimals(), uint256)
+    assert decimals <= 18, "engine: bad oracle"
+    self._oracle[market] = convert(convert(feed, uint160), uint256) | (heartbeat << 160) | (10 ** (18 - decimals) << 192)
+    self._bounds[market] = min_price | (max_price << 128)
+    log IMarginEngine.OracleSet(
+        market=market, feed=feed, heartbeat=heartbeat, min_price=min_price, max_price=max_price
+    )
+
+
+@internal
+def _set_market_params(market: uint256, p: IMarginEngine.MarketParams, index: int256):
+    # Hard bounds: 0 < liq_fee < mmr < imr <= 1, fee <= 1 %, funding <= 1 %/hour.
+    assert (
+        p.liq_fee > 0
+        and p.liq_fee < p.mmr
+        and p.mmr < p.imr
+        and p.imr <= WAD
+        and p.fee_rate <= MAX_FEE_RATE
+        and p.funding_rate_max <= MAX_FUNDING_RATE
+        and p.max_oi <= MASK128
+        and p.min_notional <= MASK128
+    ), "engine: bad params"
+    self._rates[market] = p.imr | (p.mmr << 64) | (p.fee_rate << 128) | (p.liq_fee << 192)
+    self._limits[market] = p.max_oi | (p.min_notional << 128)
+    self._funding[market] = self._pack_i128(index) | (block.timestamp << 128) | (p.funding_rate_max << 192)
+    log IMarginEngine.MarketParamsSet(
+        market=market,
+        imr=p.imr,
+        mmr=p.mmr,
+        fee_rate=p.fee_rate,
+        liq_fee=p.liq_fee,
+        max_oi=p.max_oi,
+        min_notional=p.min_notional,
+        funding_rate_max=p.funding_rate_max,
+    )
+
+
+# --------------------------------------------------------------------------
+#                         Internal: integer helpers
+# --------------------------------------------------------------------------
+
+@pure
+@internal
+def _mul_div(x: uint256, y: uint256, d: uint256, roundup: bool) -> uint256:
+    """
+    @dev x * y / d, rounded up when `roundup`, else down (checked arithmetic).
+    """
+    if roundup:
+        return (x * y + d - 1) // d
+    return x * y // d
+
+
+@pure
+@internal
+def _mul_div_up(x: uint256, y: uint256, d: uint256) -> uint256:
+    return (x * y + d - 1) // d
+
+
+@view
+@internal
+def _to_tokens_up(wad: uint256) -> uint256:
+    # WAD value to settlement tokens, rounded up (amounts the account pays).
+    return (wad + SCALE - 1) // SCALE
+
+
+@pure
+@internal
+def _floor_div(x: int256, d: int256) -> int256:
+    """
+    @dev floor(x / d) for d > 0 (Vyper's signed // truncates toward zero).
+    """
+    q: int256 = x // d
+    if x < 0 and q * d != x:
+        q -= 1
+    return q
+
+
+@pure
+@internal
+def _ceil_div(x: int256, d: int256) -> int256:
+    """
+    @dev ceil(x / d) for d > 0.
+    """
+    q: int256 = x // d
+    if x > 0 and q * d != x:
+        q += 1
+    return q
+
+
+@pure
+@internal
+def _abs(x: int256) -> uint256:
+    if x < 0:
+        return convert(-x, uint256)
+    return convert(x, uint256)
+
+
+@pure
+@internal
+def _pack_i128(x: int256) -> uint256:
+    """
+    @dev Two's complement of an int128 in the low 128 bits.
+    """
+    assert x >= convert(min_value(int128), int256) and x <= convert(max_value(int128), int256)  # dev: int128 overflow
+    return convert(convert(x, bytes32), uint256) & MASK128
+
+
+@pure
+@internal
+def _unpack_i128(x: uint256) -> int256:
+    """
+    @dev Inverse of `_pack_i128` for the low 128 bits of `x`.
+    """
+    return convert(convert(x << 128, bytes32), int256) >> 128
