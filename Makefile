@@ -1,0 +1,73 @@
+# Margin engine: developer tasks.
+#
+#   make setup     create .venv and install the project (only when needed)
+#   make compile   ape compile
+#   make sizes     runtime bytecode sizes vs the EIP-170 limit
+#   make test      sizes, then the test suite (TEST_CMD)
+#   make demo | bench | deploy     ape run demo | bench | deploy
+#   make clean     remove build and test caches (make distclean: also .venv)
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip
+APE     := $(VENV)/bin/ape
+STAMP   := $(VENV)/.installed
+
+# ape-vyper runs the `vyper` executable found on PATH when it matches the
+# configured version (else it looks for a vvm-downloaded binary): put the
+# virtualenv's vyper first so that compilation is offline.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+# Silence a harmless pydantic-settings warning that ape-vyper 0.8.12 triggers
+# on every ape command (its config has an unresolved forward reference).
+export PYTHONWARNINGS ?= ignore:Field 'import_remapping' has an incomplete definition
+
+# Test command (override: make test TEST_CMD="...", or add TEST_ARGS="-m 'not fuzz'").
+TEST_ARGS ?=
+TEST_CMD  ?= $(APE) test tests -q $(TEST_ARGS)
+DEPLOY_ARGS ?=
+
+.PHONY: venv setup compile sizes test demo bench deploy clean distclean
+
+venv setup: $(STAMP)
+
+# Reinstall only when the stamp is missing or pyproject.toml changed.
+# --no-build-isolation: the build uses the venv's setuptools, so an already
+# provisioned venv installs offline.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import setuptools, sys; sys.exit(int(setuptools.__version__.split('.')[0]) < 64)" \
+		|| $(PIP) install "setuptools>=64"
+	$(PIP) install -q --no-build-isolation -e .
+	touch $(STAMP)
+
+compile: setup
+	$(APE) compile
+
+sizes: setup
+	$(PY) -m margin_engine.sizes
+
+# Sizes first; the tests run even when a contract is over the limit, and the
+# target fails if either step failed.
+test: setup
+	@status=0; \
+	$(MAKE) --no-print-directory sizes || status=1; \
+	$(TEST_CMD) || status=1; \
+	exit $$status
+
+demo: setup
+	$(APE) run demo
+
+bench: setup
+	$(APE) run bench
+
+deploy: setup
+	$(APE) run deploy $(DEPLOY_ARGS)
+
+clean:
+	rm -rf .build .pytest_cache .hypothesis build *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

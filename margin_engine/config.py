@@ -1,0 +1,355 @@
+"""Typed deployment configuration (pydantic v2).
+
+A configuration describes one deployment of the engine: the settlement asset,
+the markets with their oracles and risk parameters, the liquidation
+parameters, the vault and the roles. It is read from YAML or JSON
+(:func:`load_config`) or built in code (:func:`default_config`, the local-chain
+default, identical to ``deploy/local.yaml``).
+
+Units follow the design (``docs/engine-spec.md``): prices, USD values and
+rates are WAD integers (``10**18`` = 1.0 = 100%); open interest caps are base
+units with 18 decimals; liquidation reward floor and cap are settlement-token
+units. Integer fields accept an int, or a string such as ``"600e18"`` or
+``"1_000_000"`` (exact; floats are refused, they lose precision).
+
+This module does not import Ape.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from eth_utils import is_address, to_checksum_address
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+
+WAD = 10**18
+"""18-decimal fixed point one."""
+
+MAX_MARKETS = 2**16
+"""Market ids are below ``2**16`` (engine-spec)."""
+
+__all__ = [
+    "WAD",
+    "Address",
+    "DeployConfig",
+    "LiquidationConfig",
+    "MarketConfig",
+    "RolesConfig",
+    "default_config",
+    "dump_config",
+    "load_config",
+]
+
+
+# --------------------------------------------------------------------------
+#                               Field types
+# --------------------------------------------------------------------------
+
+_SCI = re.compile(r"^([0-9]+(?:\.[0-9]+)?)[eE]\+?([0-9]+)$")
+
+
+def _parse_int(value: Any) -> Any:
+    """Accepts ints and exact integer strings ("600e18", "1_000", "10**18")."""
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, got a bool")
+    if isinstance(value, float):
+        raise ValueError(
+            f"expected an integer, got the float {value!r}: write it as an int "
+            "or a string such as '600e18' (floats lose precision)"
+        )
+    if isinstance(value, str):
+        text = value.strip().replace("_", "")
+        negative = text.startswith("-")
+        if negative:
+            text = text[1:]
+        if m := re.fullmatch(r"([0-9]+)\*\*([0-9]+)", text):
+            result = int(m.group(1)) ** int(m.group(2))
+        elif m := _SCI.fullmatch(text):
+            exact = Decimal(m.group(1)).scaleb(int(m.group(2)))
+            if exact != exact.to_integral_value():
+                raise ValueError(f"{value!r} is not an integer")
+            result = int(exact)
+        elif text.isdigit():
+            result = int(text)
+        else:
+            raise ValueError(f"cannot read {value!r} as an integer")
+        return -result if negative else result
+    return value
+
+
+def _checksum(value: str) -> str:
+    if not is_address(value):
+        raise ValueError(f"{value!r} is not an address")
+    return to_checksum_address(value)
+
+
+Int = Annotated[int, BeforeValidator(_parse_int)]
+"""An integer that may be written as an exact string in YAML/JSON."""
+
+Address = Annotated[str, AfterValidator(_checksum)]
+"""A 20-byte hex address, normalised to its checksum form."""
+
+
+class _Model(BaseModel):
+    # Unknown keys are errors: a typo in a config file must not be ignored.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------
+#                                  Models
+# --------------------------------------------------------------------------
+
+
+class MarketConfig(_Model):
+    """One perpetual market: its oracle and risk parameters."""
+
+    name: str = Field(min_length=1, description="Market name, e.g. 'BTC'.")
+    feed: Address | None = Field(
+        default=None,
+        description="Chainlink AggregatorV3 feed; None deploys a MockAggregator.",
+    )
+    mock_price: Decimal | None = Field(
+        default=None,
+        description="Initial USD price of the mock feed (only when feed is None).",
+    )
+    feed_decimals: int = Field(
+        default=8, ge=0, le=18, description="Decimals of the mock feed."
+    )
+    heartbeat: Int = Field(gt=0, description="Seconds a round stays fresh.")
+    min_price: Int = Field(gt=0, description="Lowest valid price (WAD).")
+    max_price: Int = Field(gt=0, description="Highest valid price (WAD).")
+    imr: Int = Field(description="Initial margin rate (WAD).")
+    mmr: Int = Field(description="Maintenance margin rate (WAD).")
+    fee_rate: Int = Field(ge=0, lt=WAD, description="Trading fee on notional (WAD).")
+    liq_fee: Int = Field(description="Liquidation penalty on closed notional (WAD).")
+    max_oi: Int = Field(gt=0, description="Open interest cap per side (1e18 base units).")
+    min_notional: Int = Field(ge=0, description="Smallest position notional (WAD USD).")
+    funding_rate_max: Int = Field(
+        ge=0, description="Funding rate per second at full skew (WAD)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> MarketConfig:
+        if not 0 < self.mmr < self.imr <= WAD:
+            raise ValueError(
+                f"market {self.name}: need 0 < mmr < imr <= 1e18 "
+                f"(mmr={self.mmr}, imr={self.imr})"
+            )
+        if not 0 < self.liq_fee < self.mmr:
+            raise ValueError(
+                f"market {self.name}: need 0 < liq_fee < mmr "
+                f"(liq_fee={self.liq_fee}, mmr={self.mmr})"
+            )
+        if not self.min_price < self.max_price:
+            raise ValueError(
+                f"market {self.name}: need min_price < max_price "
+                f"({self.min_price} >= {self.max_price})"
+            )
+        if self.feed is None:
+            if self.mock_price is None or self.mock_price <= 0:
+                raise ValueError(
+                    f"market {self.name}: without a feed, a positive mock_price is needed"
+                )
+            answer = self.mock_price.scaleb(self.feed_decimals)
+            if answer != answer.to_integral_value():
+                raise ValueError(
+                    f"market {self.name}: mock_price {self.mock_price} has more "
+                    f"than feed_decimals={self.feed_decimals} decimals"
+                )
+            if not self.min_price <= self.mock_price_wad() <= self.max_price:
+                raise ValueError(
+                    f"market {self.name}: mock_price {self.mock_price} is outside "
+                    "[min_price, max_price]"
+                )
+        return self
+
+    def mock_answer(self) -> int:
+        """The mock feed's initial answer, in ``feed_decimals`` decimals."""
+        if self.mock_price is None:
+            raise ValueError(f"market {self.name} has no mock_price")
+        return int(self.mock_price.scaleb(self.feed_decimals))
+
+    def mock_price_wad(self) -> int:
+        """The mock feed's initial price as WAD."""
+        return self.mock_answer() * 10 ** (18 - self.feed_decimals)
+
+    def params(self) -> tuple[int, int, int, int, int, int, int]:
+        """The engine's ``MarketParams`` struct, as a tuple in field order."""
+        return (
+            self.imr,
+            self.mmr,
+            self.fee_rate,
+            self.liq_fee,
+            self.max_oi,
+            self.min_notional,
+            self.funding_rate_max,
+        )
+
+
+class LiquidationConfig(_Model):
+    """Global liquidation parameters (the engine's ``LiquidationParams``)."""
+
+    buffer: Int = Field(ge=0, description="Liquidation restores mm * (1 + buffer) (WAD).")
+    liquidator_share: Int = Field(
+        ge=0, le=WAD, description="Share of the penalty paid to the liquidator (WAD)."
+    )
+    reward_floor: Int = Field(ge=0, description="Smallest reward (settlement token units).")
+    reward_cap: Int = Field(ge=0, description="Largest reward (settlement token units).")
+
+    @model_validator(mode="after")
+    def _check(self) -> LiquidationConfig:
+        if self.reward_floor > self.reward_cap:
+            raise ValueError(
+                f"liquidation: reward_floor {self.reward_floor} > reward_cap {self.reward_cap}"
+            )
+        return self
+
+    def params(self) -> tuple[int, int, int, int]:
+        """The engine's ``LiquidationParams`` struct, as a tuple in field order."""
+        return (self.buffer, self.liquidator_share, self.reward_floor, self.reward_cap)
+
+
+class RolesConfig(_Model):
+    """Role holders besides the admin (the admin is the deployer)."""
+
+    risk_manager: Address | None = Field(
+        default=None,
+        description="RISK_MANAGER_ROLE holder; None keeps the deployer.",
+    )
+    guardian: Address | None = Field(
+        default=None, description="GUARDIAN_ROLE holder; None grants no guardian."
+    )
+
+
+class DeployConfig(_Model):
+    """A whole deployment."""
+
+    settlement_asset: Address | None = Field(
+        default=None,
+        description="Settlement token; None deploys a MockERC20 'USD Coin' / 'USDC'.",
+    )
+    settlement_decimals: int = Field(
+        default=6, ge=0, le=18, description="Decimals of the mock settlement token."
+    )
+    markets: list[MarketConfig] = Field(default_factory=list)
+    liquidation: LiquidationConfig
+    reserve_factor: Int = Field(
+        ge=0, le=WAD, description="Share of the net open notional the vault reserves (WAD)."
+    )
+    # snekmate's ERC-20/4626 bounds: name String[25], symbol String[5].
+    vault_name: str = Field(default="Margin Engine Vault USDC", min_length=1, max_length=25)
+    vault_symbol: str = Field(default="meUSD", min_length=1, max_length=5)
+    roles: RolesConfig = Field(default_factory=RolesConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> DeployConfig:
+        # String[N] bounds are in bytes.
+        if len(self.vault_name.encode()) > 25 or len(self.vault_symbol.encode()) > 5:
+            raise ValueError("vault_name is at most 25 bytes, vault_symbol at most 5 bytes")
+        names = [m.name for m in self.markets]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate market names: {duplicates}")
+        if len(names) > MAX_MARKETS:
+            raise ValueError(f"at most {MAX_MARKETS} markets")
+        return self
+
+    def market(self, name: str) -> MarketConfig:
+        """The market called ``name`` (``KeyError`` if none)."""
+        for m in self.markets:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------------
+#                               Load / dump
+# --------------------------------------------------------------------------
+
+
+def load_config(path: str | Path) -> DeployConfig:
+    """Reads a configuration from a ``.json`` file, or YAML otherwise."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return DeployConfig.model_validate(data)
+
+
+def dump_config(config: DeployConfig, path: str | Path | None = None) -> str:
+    """Serialises ``config`` to YAML (JSON for a ``.json`` path); writes it if a path is given."""
+    data = config.model_dump(mode="json")
+    # Decimals (mock prices) as plain numbers when exact, ints stay ints.
+    for m in data["markets"]:
+        if m.get("mock_price") is not None:
+            d = Decimal(m["mock_price"])
+            m["mock_price"] = int(d) if d == d.to_integral_value() else str(d)
+    if path is not None and Path(path).suffix.lower() == ".json":
+        text = json.dumps(data, indent=2) + "\n"
+    else:
+        text = yaml.safe_dump(data, sort_keys=False)
+    if path is not None:
+        Path(path).write_text(text, encoding="utf-8")
+    return text
+
+
+def _market(
+    name: str, price: int, max_oi_units: int, feed_decimals: int = 8
+) -> MarketConfig:
+    """A default local market around a mock ``price`` (whole USD)."""
+    return MarketConfig(
+        name=name,
+        feed=None,
+        mock_price=Decimal(price),
+        feed_decimals=feed_decimals,
+        heartbeat=3600,
+        min_price=price * WAD // 100,  # 1% of the price
+        max_price=price * WAD * 100,  # 100x the price
+        imr=WAD // 10,  # 10%: max leverage 10x
+        mmr=WAD // 20,  # 5%
+        fee_rate=WAD // 1000,  # 0.1%
+        liq_fee=WAD // 50,  # 2%
+        max_oi=max_oi_units * WAD,
+        min_notional=10 * WAD,  # $10
+        funding_rate_max=WAD * 5 // 10000 // 3600,  # 0.05% per hour at full skew
+    )
+
+
+def default_config() -> DeployConfig:
+    """The local-chain default (same content as ``deploy/local.yaml``).
+
+    Mock USDC (6 decimals); BTC at $60,000 and ETH at $3,000 on 8-decimal mock
+    feeds; 10x max leverage.
+    """
+    decimals = 6
+    return DeployConfig(
+        settlement_asset=None,
+        settlement_decimals=decimals,
+        markets=[
+            _market("BTC", 60_000, 1_000),
+            _market("ETH", 3_000, 20_000),
+        ],
+        liquidation=LiquidationConfig(
+            buffer=WAD // 10,  # restore mm * 1.1
+            liquidator_share=WAD // 2,  # 50% of the penalty
+            reward_floor=1 * 10**decimals,  # 1 USDC
+            reward_cap=10_000 * 10**decimals,  # 10,000 USDC
+        ),
+        reserve_factor=5 * 10**17,  # 50%
+        vault_name="Margin Engine Vault USDC",
+        vault_symbol="meUSD",
+        roles=RolesConfig(),
+    )
