@@ -777,6 +777,9 @@ def _trade(owner: address, sub: uint16, market: uint256, delta: int256, limit_pr
     balance: int256 = balance_before - fill.funding + fill.realized - convert(fee, int256)
     meta: uint256 = fill.meta
     self._balances[owner][sub] = balance
+    limits: uint256 = self._limits[market]
+    # No position may be left below the minimum notional (dust nobody liquidates).
+    assert new_size == 0 or self._mul_div_up(self._abs(new_size), price, WAD) >= limits >> 128, "engine: dust"
 
     if self._abs(new_size) > self._abs(size) or (new_size > 0) != (size > 0) and size != 0 and new_size != 0:
         # Risk increases: not paused, within caps, HEALTHY afterwards.
@@ -784,7 +787,7 @@ def _trade(owner: address, sub: uint16, market: uint256, delta: int256, limit_pr
         side_oi: uint256 = fill.new_oi & MASK128
         if new_size < 0:
             side_oi = fill.new_oi >> 128
-        assert side_oi <= self._limits[market] & MASK128, "engine: oi cap"
+        assert side_oi <= limits & MASK128, "engine: oi cap"
         self._check_healthy(owner, sub, meta, balance, market, price, index)
     elif meta & 255 == 0:
         # Flat: a negative balance is bad debt.
