@@ -963,17 +963,18 @@ def _settle_balance(owner: address, sub: uint16, meta: uint256, balance: int256)
 @internal
 def _pay_penalty(penalty: uint256) -> uint256:
     """
-    @dev reward = clamp(penalty * share, floor, cap); the insurance fund
-         keeps penalty - reward and tops up a floor above the penalty while
-         it can. Returns the reward.
+    @dev reward = min(clamp(penalty * share, floor, cap), penalty): the floor
+         lets the liquidator keep up to the whole penalty of a small account,
+         but a reward never exceeds what the account paid, so neither a
+         liquidator nor a self-liquidating owner can draw on the fund. The
+         insurance fund keeps penalty - reward. Returns the reward.
     """
     params: IMarginEngine.LiquidationParams = self._liq_params
     reward: uint256 = min(
-        max(self._mul_div(penalty, params.liquidator_share, WAD, False), params.reward_floor), params.reward_cap
+        min(max(self._mul_div(penalty, params.liquidator_share, WAD, False), params.reward_floor), params.reward_cap),
+        penalty,
     )
-    available: uint256 = self.insurance_fund + penalty
-    reward = min(reward, available)
-    self.insurance_fund = available - reward
+    self.insurance_fund += penalty - reward
     return reward
 
 
@@ -989,7 +990,10 @@ def _liquidation_size(
     """
     buffer: uint256 = self._liq_params.buffer
     target: uint256 = self._mul_div_up(mm, WAD + buffer, WAD)
-    deficit: uint256 = convert(convert(target, int256) - equity, uint256)
+    # + 3 token units + 8 wei: the funding, PnL and penalty conversions to
+    # tokens each round against the account by less than one unit, and the
+    # requirement of the remainder rounds up by a few wei.
+    deficit: uint256 = convert(convert(target, int256) - equity, uint256) + 3 * SCALE + 8
     # Safe: liq_fee < mmr is a hard bound, so denom > 0.
     denom: uint256 = self._mul_div(rates >> 64 & MASK64, WAD + buffer, WAD, False) - (rates >> 192)
     abs_size: uint256 = self._abs(size)
