@@ -78,9 +78,13 @@ MASK64: constant(uint256) = 2**64 - 1
 MASK128: constant(uint256) = 2**128 - 1
 MASK160: constant(uint256) = 2**160 - 1
 
-# Account meta word: bits 0-7 position count, bit 8 isolated flag, then one
-# 16-bit market id per open position from bit 16.
+# Account word: bits 0-7 position count, bit 8 isolated flag, one 16-bit
+# market id per open position from bit 16, the balance (int112) from bit 144.
 ISOLATED_BIT: constant(uint256) = 256
+MASK144: constant(uint256) = 2**144 - 1
+# Pool word: vault assets in the low 128 bits, insurance above, paused flag on top.
+PAUSED_BIT: constant(uint256) = 2**255
+MASK127: constant(uint256) = 2**127 - 1
 NO_MARKET: constant(uint256) = max_value(uint256)
 
 
@@ -115,19 +119,21 @@ struct Fill:
 
 # @dev The ERC-4626 liquidity vault, counterparty of every trade; set once.
 vault: public(address)
-# @dev True while new risk is stopped (see module docstring).
-paused: public(bool)
-# @dev Insurance fund, in settlement-token units: first payer of bad debt.
-insurance_fund: public(uint256)
-# @dev Vault assets held here, in settlement-token units (LP capital plus
-#      trader losses, fees and funding, minus trader profits and bad debt).
-_vault_assets: int256
+# @dev The pool word, read and written once per trade or liquidation:
+#      vault assets (int128, bits 0-127) | insurance fund (127 bits) << 128
+#      | paused flag (bit 255). Vault assets are LP capital plus trader
+#      losses, fees and funding, minus trader profits and bad debt; the
+#      insurance fund is the first payer of bad debt; both in settlement-token
+#      units. The flag stops new risk (see the module docstring).
+_pool: uint256
 # @dev Number of listed markets; market ids are 0 .. market_count - 1.
 market_count: public(uint256)
 # @dev Share of the vault's net exposure that LPs cannot withdraw (WAD).
 reserve_factor: public(uint256)
-# @dev Liquidation buffer, liquidator share, reward floor and cap.
-_liq_params: IMarginEngine.LiquidationParams
+# @dev Liquidation buffer (128 bits) | liquidator share << 128, both WAD.
+_liq_rates: uint256
+# @dev Liquidator reward floor (128 bits) | cap << 128, settlement-token units.
+_liq_rewards: uint256
 
 # Market configuration and state, packed so that a trade reads few slots.
 # @dev feed (160 bits) | heartbeat (32 bits) << 160 | 10**(18 - decimals) << 192
@@ -144,10 +150,10 @@ _oi: HashMap[uint256, uint256]
 #      | funding_rate_max << 192 (64 bits)
 _funding: HashMap[uint256, uint256]
 
-# @dev Settlement-asset balance of each sub-account, in token units; negative
-#      only transiently (bad debt is cleared when the last position closes).
-_balances: HashMap[address, HashMap[uint16, int256]]
-# @dev Position count, isolated flag and open market ids (see ISOLATED_BIT).
+# @dev One word per sub-account: position count (bits 0-7), isolated flag
+#      (bit 8), one 16-bit market id per open position (bits 16-143) and the
+#      settlement-asset balance in token units (int112, bits 144-255; negative
+#      only transiently: bad debt is cleared when the last position closes).
 _meta: HashMap[address, HashMap[uint16, uint256]]
 # @dev Position size (base units, 18 decimals, positive = long).
 _pos_size: HashMap[address, HashMap[uint16, HashMap[uint256, int256]]]
@@ -192,7 +198,7 @@ def deposit(sub: uint16, asset: address, amount: uint256):
     """
     self._check_asset(asset, amount)
     received: uint256 = self._pull(msg.sender, amount)
-    self._balances[msg.sender][sub] += convert(received, int256)
+    self._credit(msg.sender, sub, received)
     log IMarginEngine.Deposit(owner=msg.sender, sub=sub, asset=asset, amount=received)
 
 
@@ -224,7 +230,7 @@ def transfer_collateral(from_sub: uint16, to_sub: uint16, asset: address, amount
     self._check_asset(asset, amount)
     assert from_sub != to_sub, "engine: same account"
     self._debit_checked(msg.sender, from_sub, amount)
-    self._balances[msg.sender][to_sub] += convert(amount, int256)
+    self._credit(msg.sender, to_sub, amount)
     log IMarginEngine.CollateralTransferred(
         owner=msg.sender, from_sub=from_sub, to_sub=to_sub, asset=asset, amount=amount
     )
@@ -241,10 +247,10 @@ def set_margin_mode(sub: uint16, isolated: bool):
     """
     meta: uint256 = self._meta[msg.sender][sub]
     assert meta & 255 == 0, "engine: open positions"
+    meta = meta & ~ISOLATED_BIT
     if isolated:
-        self._meta[msg.sender][sub] = ISOLATED_BIT
-    else:
-        self._meta[msg.sender][sub] = 0
+        meta |= ISOLATED_BIT
+    self._meta[msg.sender][sub] = meta
     log IMarginEngine.MarginModeSet(owner=msg.sender, sub=sub, isolated=isolated)
 
 
@@ -269,7 +275,8 @@ def fund_insurance(amount: uint256):
     """
     self._check_asset(SETTLEMENT_ASSET, amount)
     received: uint256 = self._pull(msg.sender, amount)
-    self.insurance_fund += received
+    pool: uint256 = self._pool
+    self._pool = self._pack_pool(pool, self._pool_vault(pool), self._pool_insurance(pool) + received)
     log IMarginEngine.InsuranceFunded(funder=msg.sender, amount=received)
 
 
@@ -332,7 +339,7 @@ def liquidate(owner: address, sub: uint16, market: uint256, max_size: uint256) -
     @return The reward credited to the liquidator (settlement-token units).
     """
     assert max_size > 0, "engine: zero size"
-    assert market < self.market_count, "engine: unknown market"
+    assert self._oracle[market] != 0, "engine: unknown market"
     size: int256 = self._pos_size[owner][sub][market]
     assert size != 0, "engine: no position"
 
@@ -341,7 +348,7 @@ def liquidate(owner: address, sub: uint16, market: uint256, max_size: uint256) -
     fslot: uint256 = self._funding[market]
     index: int256 = self._index_now(price, oi, fslot)
     meta: uint256 = self._meta[owner][sub]
-    balance: int256 = self._balances[owner][sub]
+    balance: int256 = self._meta_balance(meta)
 
     equity: int256 = 0
     im: uint256 = 0
@@ -356,15 +363,18 @@ def liquidate(owner: address, sub: uint16, market: uint256, max_size: uint256) -
     delta: int256 = convert(q, int256)
     if size > 0:
         delta = -delta
-    fill: Fill = self._fill(owner, sub, market, size, delta, price, index, oi, fslot, self._pos_data[owner][sub][market])
+    fill: Fill = self._fill(owner, sub, market, meta, size, delta, price, index, oi, fslot, self._pos_data[owner][sub][market])
     penalty: uint256 = self._to_tokens_up(self._mul_div_up(self._mul_div_up(q, price, WAD), rates >> 192, WAD))
     balance = balance - fill.funding + fill.realized - convert(penalty, int256)
-    meta = fill.meta
 
-    reward: uint256 = self._pay_penalty(penalty)
-    self._settle_balance(owner, sub, meta, balance)
-    # Credit after the owner's balance is written: correct for self-liquidation too.
-    self._balances[msg.sender][0] += convert(reward, int256)
+    reward: uint256 = self._reward(penalty)
+    pool: uint256 = self._pool
+    pool = self._pack_pool(
+        pool, self._pool_vault(pool) + fill.funding - fill.realized, self._pool_insurance(pool) + penalty - reward
+    )
+    self._pool = self._store_account(owner, sub, fill.meta, balance, pool)
+    # Credit after the owner's word is written: correct for self-liquidation too.
+    self._credit(msg.sender, 0, reward)
 
     log IMarginEngine.Liquidation(
         owner=owner,
@@ -396,7 +406,8 @@ def vault_deposit(amount: uint256) -> uint256:
     assert msg.sender == self.vault, "engine: not vault"
     assert amount > 0, "engine: zero amount"
     received: uint256 = self._pull(msg.sender, amount)
-    self._vault_assets += convert(received, int256)
+    pool: uint256 = self._pool
+    self._pool = self._pack_pool(pool, self._pool_vault(pool) + convert(received, int256), self._pool_insurance(pool))
     log IMarginEngine.VaultFunded(amount=received)
     return received
 
@@ -416,7 +427,8 @@ def vault_withdraw(receiver: address, amount: uint256):
     ok: bool = False
     free, ok = self._free_vault_assets(True)
     assert amount <= free, "engine: vault reserved"
-    self._vault_assets -= convert(amount, int256)
+    pool: uint256 = self._pool
+    self._pool = self._pack_pool(pool, self._pool_vault(pool) - convert(amount, int256), self._pool_insurance(pool))
     self._push(receiver, amount)
     log IMarginEngine.VaultDefunded(receiver=receiver, amount=amount)
 
@@ -500,9 +512,13 @@ def set_liquidation_params(params: IMarginEngine.LiquidationParams):
     """
     access_control._check_role(RISK_MANAGER_ROLE, msg.sender)
     assert (
-        params.buffer <= WAD and params.liquidator_share <= WAD and params.reward_floor <= params.reward_cap
+        params.buffer <= WAD
+        and params.liquidator_share <= WAD
+        and params.reward_floor <= params.reward_cap
+        and params.reward_cap <= MASK128
     ), "engine: bad params"
-    self._liq_params = params
+    self._liq_rates = params.buffer | (params.liquidator_share << 128)
+    self._liq_rewards = params.reward_floor | (params.reward_cap << 128)
     log IMarginEngine.LiquidationParamsSet(
         buffer=params.buffer,
         liquidator_share=params.liquidator_share,
@@ -545,7 +561,7 @@ def pause():
     @dev GUARDIAN only.
     """
     access_control._check_role(GUARDIAN_ROLE, msg.sender)
-    self.paused = True
+    self._pool |= PAUSED_BIT
     log IMarginEngine.Paused(account=msg.sender)
 
 
@@ -556,7 +572,7 @@ def unpause():
     @dev GUARDIAN only.
     """
     access_control._check_role(GUARDIAN_ROLE, msg.sender)
-    self.paused = False
+    self._pool &= ~PAUSED_BIT
     log IMarginEngine.Unpaused(account=msg.sender)
 
 
@@ -575,22 +591,7 @@ def account(owner: address, sub: uint16) -> IMarginEngine.AccountState:
     @param sub The sub-account.
     @return The account state (WAD USD values).
     """
-    meta: uint256 = self._meta[owner][sub]
-    balance: int256 = self._balances[owner][sub]
-    equity: int256 = 0
-    im: uint256 = 0
-    mm: uint256 = 0
-    ok: bool = False
-    equity, im, mm, ok = self._valuation_view(owner, sub, meta, balance)
-    return IMarginEngine.AccountState(
-        equity_init=equity,
-        equity_maint=equity,
-        im_required=im,
-        mm_required=mm,
-        status=self._status(meta, balance, equity, im, mm),
-        prices_ok=ok,
-        positions=meta & 255,
-    )
+    return self._account_view(owner, sub)
 
 
 @view
@@ -603,14 +604,7 @@ def status(owner: address, sub: uint16) -> uint8:
     @param sub The sub-account.
     @return The status code.
     """
-    meta: uint256 = self._meta[owner][sub]
-    balance: int256 = self._balances[owner][sub]
-    equity: int256 = 0
-    im: uint256 = 0
-    mm: uint256 = 0
-    ok: bool = False
-    equity, im, mm, ok = self._valuation_view(owner, sub, meta, balance)
-    return self._status(meta, balance, equity, im, mm)
+    return self._account_view(owner, sub).status
 
 
 @view
@@ -641,12 +635,11 @@ def position(owner: address, sub: uint16, market: uint256) -> IMarginEngine.Posi
     price, ok = self._price(market, False)
     if not ok:
         return result
-    index: int256 = self._index_now(price, self._oi[market], self._funding[market])
-    result.funding_owed = self._ceil_div(size * (index - result.funding_index), WAD_I)
-    result.notional = self._mul_div_up(self._abs(size), price, WAD)
-    result.unrealized_pnl = self._floor_div(
-        size * (convert(price, int256) - convert(result.entry_price, int256)), WAD_I
-    ) - result.funding_owed
+    pnl: int256 = 0
+    result.notional, pnl, result.funding_owed = self._position_value(
+        size, data, price, self._index_now(price, self._oi[market], self._funding[market])
+    )
+    result.unrealized_pnl = pnl - result.funding_owed
     result.price_ok = True
     return result
 
@@ -663,7 +656,7 @@ def balance_of(owner: address, sub: uint16, asset: address) -> int256:
     """
     if asset != SETTLEMENT_ASSET:
         return 0
-    return self._balances[owner][sub]
+    return self._meta_balance(self._meta[owner][sub])
 
 
 @view
@@ -674,7 +667,7 @@ def vault_assets() -> uint256:
     @dev Read by the vault's `totalAssets`; 0 if the ledger were negative.
     @return Token units.
     """
-    return convert(max(self._vault_assets, 0), uint256)
+    return convert(max(self._pool_vault(self._pool), 0), uint256)
 
 
 @view
@@ -727,18 +720,43 @@ def liquidation_params() -> IMarginEngine.LiquidationParams:
     @notice The global liquidation parameters.
     @return Buffer, liquidator share, reward floor and cap.
     """
-    return self._liq_params
+    rates: uint256 = self._liq_rates
+    rewards: uint256 = self._liq_rewards
+    return IMarginEngine.LiquidationParams(
+        buffer=rates & MASK128, liquidator_share=rates >> 128, reward_floor=rewards & MASK128, reward_cap=rewards >> 128
+    )
+
+
+@view
+@external
+def paused() -> bool:
+    """
+    @notice True while new risk is stopped.
+    @return The pause flag.
+    """
+    return self._pool & PAUSED_BIT != 0
+
+
+@view
+@external
+def insurance_fund() -> uint256:
+    """
+    @notice The insurance fund, first payer of bad debt.
+    @return Settlement-token units.
+    """
+    return self._pool_insurance(self._pool)
 
 
 @view
 @external
 def account_meta(owner: address, sub: uint16) -> uint256:
     """
-    @notice A sub-account's packed position count, isolated flag and open
-            market ids, decoded by `MarginLens`.
+    @notice A sub-account's packed position count, isolated flag, open
+            market ids and balance, decoded by `MarginLens`.
     @param owner The account owner.
     @param sub The sub-account.
-    @return Bits 0-7 count, bit 8 isolated, 16-bit market ids from bit 16.
+    @return Bits 0-7 count, bit 8 isolated, 16-bit market ids from bit 16,
+            the balance (int112) from bit 144.
     """
     return self._meta[owner][sub]
 
@@ -752,7 +770,7 @@ def _trade(owner: address, sub: uint16, market: uint256, delta: int256, limit_pr
     # Checks: caller, input, price, slippage.
     assert msg.sender == owner or self.operators[owner][msg.sender], "engine: not authorized"
     assert delta != 0, "engine: zero size"
-    assert market < self.market_count, "engine: unknown market"
+    assert self._oracle[market] != 0, "engine: unknown market"
     price: uint256 = self._price(market, True)[0]
     if delta > 0:
         assert price <= limit_price, "engine: slippage"
@@ -765,34 +783,37 @@ def _trade(owner: address, sub: uint16, market: uint256, delta: int256, limit_pr
     rates: uint256 = self._rates[market]
     size: int256 = self._pos_size[owner][sub][market]
     data: uint256 = self._pos_data[owner][sub][market]
-    balance_before: int256 = self._balances[owner][sub]
-    fill: Fill = self._fill(owner, sub, market, size, delta, price, index, oi, fslot, data)
+    meta_before: uint256 = self._meta[owner][sub]
+    balance_before: int256 = self._meta_balance(meta_before)
+    fill: Fill = self._fill(owner, sub, market, meta_before, size, delta, price, index, oi, fslot, data)
     new_size: int256 = size + delta
 
     # Fee: |delta| * P * fee_rate, each step rounded up, in tokens.
     fee: uint256 = self._to_tokens_up(
         self._mul_div_up(self._mul_div_up(self._abs(delta), price, WAD), (rates >> 128) & MASK64, WAD)
     )
-    self._vault_assets += convert(fee, int256)
     balance: int256 = balance_before - fill.funding + fill.realized - convert(fee, int256)
     meta: uint256 = fill.meta
-    self._balances[owner][sub] = balance
+    pool: uint256 = self._pool
+    pool = self._pack_pool(
+        pool, self._pool_vault(pool) + fill.funding - fill.realized + convert(fee, int256), self._pool_insurance(pool)
+    )
+    # A negative balance left on a flat account is bad debt (only on reductions:
+    # a risk-increasing trade must leave the account HEALTHY).
+    self._pool = self._store_account(owner, sub, meta, balance, pool)
     limits: uint256 = self._limits[market]
     # No position may be left below the minimum notional (dust nobody liquidates).
     assert new_size == 0 or self._mul_div_up(self._abs(new_size), price, WAD) >= limits >> 128, "engine: dust"
 
     if self._abs(new_size) > self._abs(size) or (new_size > 0) != (size > 0) and size != 0 and new_size != 0:
         # Risk increases: not paused, within caps, HEALTHY afterwards.
-        assert not self.paused, "engine: paused"
+        assert pool & PAUSED_BIT == 0, "engine: paused"
         side_oi: uint256 = fill.new_oi & MASK128
         if new_size < 0:
             side_oi = fill.new_oi >> 128
         assert side_oi <= limits & MASK128, "engine: oi cap"
         self._check_healthy(owner, sub, meta, balance, market, price, index)
-    elif meta & 255 == 0:
-        # Flat: a negative balance is bad debt.
-        self._settle_balance(owner, sub, meta, balance)
-    else:
+    elif meta & 255 != 0:
         # Reduction: the maintenance ratio may not fall unless HEALTHY.
         equity: int256 = 0
         im: uint256 = 0
@@ -803,8 +824,8 @@ def _trade(owner: address, sub: uint16, market: uint256, delta: int256, limit_pr
             mm_old: uint256 = 0
             upnl_new: int256 = 0
             mm_new: uint256 = 0
-            upnl_old, mm_old = self._position_risk(size, data & MASK128, self._unpack_i128(data >> 128), price, index, rates)
-            upnl_new, mm_new = self._position_risk(new_size, fill.entry, index, price, index, rates)
+            upnl_old, mm_old = self._position_risk(size, data, price, index, rates)
+            upnl_new, mm_new = self._position_risk(new_size, fill.entry | (self._pack_i128(index) << 128), price, index, rates)
             equity_before: int256 = equity - (balance - balance_before) * _SCALE_I - upnl_new + upnl_old
             mm_before: uint256 = mm - mm_new + mm_old
             assert equity * convert(mm_before, int256) >= equity_before * convert(mm, int256), "engine: unhealthy"
@@ -829,6 +850,7 @@ def _fill(
     owner: address,
     sub: uint16,
     market: uint256,
+    meta: uint256,
     size: int256,
     delta: int256,
     price: uint256,
@@ -840,8 +862,8 @@ def _fill(
     """
     @dev Move a position from `size` to `size + delta` at `price`: settle its
          funding, realise the closed part, average the entry, update open
-         interest and the position; the vault takes the other side of the
-         funding and PnL. Fees and penalties are the caller's.
+         interest and the position. The caller books the balance, the
+         vault's side of funding and PnL, and fees or penalties.
     """
     entry: uint256 = data & MASK128
     # Funding owed since the last settlement: rounded up, in tokens.
@@ -851,7 +873,11 @@ def _fill(
     if size == 0 or (size > 0) == (delta > 0):
         # Increase: entry = (|s| e + |delta| P) / |s'|, against the trader
         # (up for a long, down for a short).
-        entry = self._mul_div(self._abs(size) * entry + self._abs(delta) * price, 1, self._abs(new_size), new_size > 0)
+        numerator: uint256 = self._abs(size) * entry + self._abs(delta) * price
+        if new_size > 0:
+            entry = self._mul_div_up(numerator, 1, self._abs(new_size))
+        else:
+            entry = numerator // self._abs(new_size)
     else:
         # Reduce, close or flip: realise sign(s) * closed * (P - e), floored.
         closed: int256 = convert(min(self._abs(delta), self._abs(size)), int256)
@@ -864,13 +890,12 @@ def _fill(
             entry = 0
         elif (new_size > 0) != (size > 0):
             entry = price
-    self._vault_assets += funding - realized
     return Fill(
         funding=funding,
         realized=realized,
         entry=entry,
         new_oi=self._write_market(market, oi, size, new_size, fslot, index),
-        meta=self._write_position(owner, sub, market, self._meta[owner][sub], size, new_size, entry, index),
+        meta=self._write_position(owner, sub, market, meta, size, new_size, entry, index),
     )
 
 
@@ -910,7 +935,7 @@ def _write_position(
 ) -> uint256:
     """
     @dev Store the position and keep the sub-account's market list in step;
-         returns the new meta word.
+         returns the new account word (the caller stores it).
     """
     count: uint256 = meta & 255
     new_meta: uint256 = meta
@@ -936,46 +961,46 @@ def _write_position(
         self._pos_size[owner][sub][market] = new_size
         assert entry <= MASK128  # dev: entry price overflow
         self._pos_data[owner][sub][market] = entry | (self._pack_i128(index) << 128)
-    if new_meta != meta:
-        self._meta[owner][sub] = new_meta
     return new_meta
 
 
 @internal
-def _settle_balance(owner: address, sub: uint16, meta: uint256, balance: int256):
+def _store_account(owner: address, sub: uint16, meta: uint256, balance: int256, pool: uint256) -> uint256:
     """
-    @dev Store a balance; an account left flat with a negative balance is
-         bad debt, paid by the insurance fund first, then by the vault.
+    @dev Store an account word with its balance; an account left flat with a
+         negative balance is bad debt, paid by the insurance fund first, then
+         by the vault. Returns the pool word (the caller stores it).
     """
     if balance >= 0 or meta & 255 != 0:
-        self._balances[owner][sub] = balance
-        return
+        self._meta[owner][sub] = self._with_balance(meta, balance)
+        return pool
     debt: uint256 = convert(-balance, uint256)
-    from_insurance: uint256 = min(self.insurance_fund, debt)
-    self.insurance_fund -= from_insurance
-    self._vault_assets -= convert(debt - from_insurance, int256)
-    self._balances[owner][sub] = 0
+    insurance: uint256 = self._pool_insurance(pool)
+    from_insurance: uint256 = min(insurance, debt)
+    self._meta[owner][sub] = self._with_balance(meta, 0)
     log IMarginEngine.BadDebt(
         owner=owner, sub=sub, amount=debt, insurance_paid=from_insurance, vault_loss=debt - from_insurance
     )
+    return self._pack_pool(
+        pool, self._pool_vault(pool) - convert(debt - from_insurance, int256), insurance - from_insurance
+    )
 
 
+@view
 @internal
-def _pay_penalty(penalty: uint256) -> uint256:
+def _reward(penalty: uint256) -> uint256:
     """
     @dev reward = min(clamp(penalty * share, floor, cap), penalty): the floor
          lets the liquidator keep up to the whole penalty of a small account,
          but a reward never exceeds what the account paid, so neither a
-         liquidator nor a self-liquidating owner can draw on the fund. The
-         insurance fund keeps penalty - reward. Returns the reward.
+         liquidator nor a self-liquidating owner can draw on the fund (which
+         keeps penalty - reward).
     """
-    params: IMarginEngine.LiquidationParams = self._liq_params
-    reward: uint256 = min(
-        min(max(self._mul_div(penalty, params.liquidator_share, WAD, False), params.reward_floor), params.reward_cap),
+    rewards: uint256 = self._liq_rewards
+    return min(
+        min(max(penalty * (self._liq_rates >> 128) // WAD, rewards & MASK128), rewards >> 128),
         penalty,
     )
-    self.insurance_fund += penalty - reward
-    return reward
 
 
 @view
@@ -988,14 +1013,14 @@ def _liquidation_size(
          N = (mm (1 + b) - E) / (mmr (1 + b) - liq_fee), q = N / P, both up.
          A dust remainder is closed too; `max_size` caps q.
     """
-    buffer: uint256 = self._liq_params.buffer
+    buffer: uint256 = self._liq_rates & MASK128
     target: uint256 = self._mul_div_up(mm, WAD + buffer, WAD)
     # + 3 token units + 8 wei: the funding, PnL and penalty conversions to
     # tokens each round against the account by less than one unit, and the
     # requirement of the remainder rounds up by a few wei.
     deficit: uint256 = convert(convert(target, int256) - equity, uint256) + 3 * SCALE + 8
     # Safe: liq_fee < mmr is a hard bound, so denom > 0.
-    denom: uint256 = self._mul_div(rates >> 64 & MASK64, WAD + buffer, WAD, False) - (rates >> 192)
+    denom: uint256 = ((rates >> 64) & MASK64) * (WAD + buffer) // WAD - (rates >> 192)
     abs_size: uint256 = self._abs(size)
     q: uint256 = min(self._mul_div_up(self._mul_div_up(deficit, WAD, denom), WAD, price), abs_size)
     if q < abs_size and self._mul_div_up(abs_size - q, price, WAD) < min_notional:
@@ -1029,8 +1054,23 @@ def _valuation(
 
 @view
 @internal
-def _valuation_view(owner: address, sub: uint16, meta: uint256, balance: int256) -> (int256, uint256, uint256, bool):
-    return self._value_positions(owner, sub, meta, balance, NO_MARKET, 0, 0, False)
+def _account_view(owner: address, sub: uint16) -> IMarginEngine.AccountState:
+    meta: uint256 = self._meta[owner][sub]
+    balance: int256 = self._meta_balance(meta)
+    equity: int256 = 0
+    im: uint256 = 0
+    mm: uint256 = 0
+    ok: bool = False
+    equity, im, mm, ok = self._value_positions(owner, sub, meta, balance, NO_MARKET, 0, 0, False)
+    return IMarginEngine.AccountState(
+        equity_init=equity,
+        equity_maint=equity,
+        im_required=im,
+        mm_required=mm,
+        status=self._status(meta, balance, equity, im, mm),
+        prices_ok=ok,
+        positions=meta & 255,
+    )
 
 
 @view
@@ -1067,29 +1107,45 @@ def _value_positions(
                 all_ok = False
                 continue
             index = self._index_now(price, self._oi[market], self._funding[market])
-        size: int256 = self._pos_size[owner][sub][market]
-        data: uint256 = self._pos_data[owner][sub][market]
         rates: uint256 = self._rates[market]
-        notional: uint256 = self._mul_div_up(self._abs(size), price, WAD)
-        equity += self._floor_div(size * (convert(price, int256) - convert(data & MASK128, int256)), WAD_I)
-        equity -= self._ceil_div(size * (index - self._unpack_i128(data >> 128)), WAD_I)
+        notional: uint256 = 0
+        pnl: int256 = 0
+        funding: int256 = 0
+        notional, pnl, funding = self._position_value(
+            self._pos_size[owner][sub][market], self._pos_data[owner][sub][market], price, index
+        )
+        equity += pnl - funding
         im += self._mul_div_up(notional, rates & MASK64, WAD)
         mm += self._mul_div_up(notional, (rates >> 64) & MASK64, WAD)
     return equity, im, mm, all_ok
 
 
-@view
+@pure
 @internal
-def _position_risk(
-    size: int256, entry: uint256, last_index: int256, price: uint256, index: int256, rates: uint256
-) -> (int256, uint256):
+def _position_value(size: int256, data: uint256, price: uint256, index: int256) -> (uint256, int256, int256):
+    """
+    @dev One position at `price` and funding `index`:
+         notional = |s| P (up), pnl = s (P - entry) (floor),
+         funding owed = s (index - last index) (ceil), all WAD.
+    """
+    return (
+        self._mul_div_up(self._abs(size), price, WAD),
+        self._floor_div(size * (convert(price, int256) - convert(data & MASK128, int256)), WAD_I),
+        self._ceil_div(size * (index - self._unpack_i128(data >> 128)), WAD_I),
+    )
+
+
+@pure
+@internal
+def _position_risk(size: int256, data: uint256, price: uint256, index: int256, rates: uint256) -> (int256, uint256):
     """
     @dev One position's upnl and maintenance requirement (as in `_value_positions`).
     """
-    upnl: int256 = self._floor_div(size * (convert(price, int256) - convert(entry, int256)), WAD_I)
-    upnl -= self._ceil_div(size * (index - last_index), WAD_I)
-    mm: uint256 = self._mul_div_up(self._mul_div_up(self._abs(size), price, WAD), (rates >> 64) & MASK64, WAD)
-    return upnl, mm
+    notional: uint256 = 0
+    pnl: int256 = 0
+    funding: int256 = 0
+    notional, pnl, funding = self._position_value(size, data, price, index)
+    return pnl - funding, self._mul_div_up(notional, (rates >> 64) & MASK64, WAD)
 
 
 @view
@@ -1163,7 +1219,7 @@ def _free_vault_assets(strict: bool) -> (uint256, bool):
             return 0, False
         net: uint256 = max(long_oi, short_oi) - min(long_oi, short_oi)
         reserved += self._to_tokens_up(self._mul_div_up(self._mul_div_up(net, price, WAD), factor, WAD))
-    assets: int256 = self._vault_assets
+    assets: int256 = self._pool_vault(self._pool)
     if assets <= convert(reserved, int256):
         return 0, True
     return convert(assets, uint256) - reserved, True
@@ -1178,12 +1234,18 @@ def _debit_checked(owner: address, sub: uint16, amount: uint256):
     """
     @dev Debit `amount` tokens; with positions the account must stay HEALTHY.
     """
-    balance: int256 = self._balances[owner][sub] - convert(amount, int256)
-    assert balance >= 0, "engine: insufficient balance"
-    self._balances[owner][sub] = balance
     meta: uint256 = self._meta[owner][sub]
+    balance: int256 = self._meta_balance(meta) - convert(amount, int256)
+    assert balance >= 0, "engine: insufficient balance"
+    self._meta[owner][sub] = self._with_balance(meta, balance)
     if meta & 255 != 0:
         self._check_healthy(owner, sub, meta, balance, NO_MARKET, 0, 0)
+
+
+@internal
+def _credit(owner: address, sub: uint16, amount: uint256):
+    meta: uint256 = self._meta[owner][sub]
+    self._meta[owner][sub] = self._with_balance(meta, self._meta_balance(meta) + convert(amount, int256))
 
 
 @view
@@ -1294,17 +1356,6 @@ def _set_market_params(market: uint256, p: IMarginEngine.MarketParams, index: in
 
 @pure
 @internal
-def _mul_div(x: uint256, y: uint256, d: uint256, roundup: bool) -> uint256:
-    """
-    @dev x * y / d, rounded up when `roundup`, else down (checked arithmetic).
-    """
-    if roundup:
-        return (x * y + d - 1) // d
-    return x * y // d
-
-
-@pure
-@internal
 def _mul_div_up(x: uint256, y: uint256, d: uint256) -> uint256:
     return (x * y + d - 1) // d
 
@@ -1356,6 +1407,47 @@ def _pack_i128(x: int256) -> uint256:
     """
     assert x >= convert(min_value(int128), int256) and x <= convert(max_value(int128), int256)  # dev: int128 overflow
     return convert(convert(x, bytes32), uint256) & MASK128
+
+
+@pure
+@internal
+def _meta_balance(meta: uint256) -> int256:
+    """
+    @dev The signed balance in the top 112 bits of an account word.
+    """
+    return convert(convert(meta, bytes32), int256) >> 144
+
+
+@pure
+@internal
+def _with_balance(meta: uint256, balance: int256) -> uint256:
+    """
+    @dev An account word with `balance` (int112) in its top 112 bits.
+    """
+    assert balance >= -(2**111) and balance < 2**111  # dev: balance overflow
+    return (meta & MASK144) | (convert(convert(balance, bytes32), uint256) << 144)
+
+
+@pure
+@internal
+def _pool_vault(pool: uint256) -> int256:
+    return self._unpack_i128(pool)
+
+
+@pure
+@internal
+def _pool_insurance(pool: uint256) -> uint256:
+    return (pool >> 128) & MASK127
+
+
+@pure
+@internal
+def _pack_pool(pool: uint256, vault_assets: int256, insurance: uint256) -> uint256:
+    """
+    @dev A pool word with new vault assets and insurance, the pause flag kept.
+    """
+    assert insurance <= MASK127  # dev: insurance overflow
+    return (pool & PAUSED_BIT) | (insurance << 128) | self._pack_i128(vault_assets)
 
 
 @pure
