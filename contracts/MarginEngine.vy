@@ -329,9 +329,10 @@ def liquidate(owner: address, sub: uint16, market: uint256, max_size: uint256) -
     @notice Liquidate part of an account's position in `market`.
     @dev Needs status LIQUIDATABLE or BANKRUPT and valid prices. Closes the
          smallest size restoring `mm_required * (1 + buffer)`, at most
-         `max_size`; a dust remainder is closed too. The penalty is split
-         between the liquidator (credited to its sub-account 0) and the
-         insurance fund. Works while paused.
+         `max_size`; a dust remainder is closed too. The penalty, at most the
+         account's remaining equity, is split between the liquidator
+         (credited to its sub-account 0) and the insurance fund. Works while
+         paused.
     @param owner The account owner.
     @param sub The owner's sub-account.
     @param market The market whose position is reduced.
@@ -364,7 +365,13 @@ def liquidate(owner: address, sub: uint16, market: uint256, max_size: uint256) -
     if size > 0:
         delta = -delta
     fill: Fill = self._fill(owner, sub, market, meta, size, delta, price, index, oi, fslot, self._pos_data[owner][sub][market])
-    penalty: uint256 = self._to_tokens_up(self._mul_div_up(self._mul_div_up(q, price, WAD), rates >> 192, WAD))
+    # The penalty is paid out of the remaining equity only: a bankrupt account
+    # pays none, so no reward is ever funded by bad debt (self-liquidation of a
+    # bankrupt sub-account earns nothing).
+    penalty: uint256 = min(
+        self._to_tokens_up(self._mul_div_up(self._mul_div_up(q, price, WAD), rates >> 192, WAD)),
+        convert(max(equity, 0), uint256) // SCALE,
+    )
     balance = balance - fill.funding + fill.realized - convert(penalty, int256)
 
     reward: uint256 = self._reward(penalty)

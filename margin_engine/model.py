@@ -385,6 +385,13 @@ def penalty_tokens(q: int, price: int, liq_fee: int, scale: int) -> int:
     return ceil_div(mul_div_up(mul_div_up(q, price, WAD), liq_fee, WAD), scale)
 
 
+def capped_penalty(penalty: int, equity_maint: int, scale: int) -> int:
+    """The penalty an account actually pays: at most its equity before the
+    liquidation, in tokens rounded down (``floor_div(max(E, 0), scale)``), so a
+    bankrupt account pays none and no reward is ever funded by bad debt."""
+    return min(penalty, max(equity_maint, 0) // scale)
+
+
 def reward_split(penalty: int, liq_params: LiquidationParams) -> tuple[int, int]:
     """Split a penalty (tokens) into ``(reward, insurance_delta)``.
 
@@ -400,20 +407,25 @@ def reward_split(penalty: int, liq_params: LiquidationParams) -> tuple[int, int]
 def liquidation_price(state: AccountState, pos: Position, market: Market) -> int:
     """Price of ``market`` at which the account reaches ``equity_maint == mm_required``.
 
-    Other markets fixed. Long: ``P - (E - M) WAD^2 / (|s| (WAD - mmr))``;
-    short: ``P + (E - M) WAD^2 / (|s| (WAD + mmr))``. The quotient rounds
-    toward -inf also when ``E < M`` (the conservative side for both: higher
-    for a long, lower for a short). 0 when there is no position or the
-    result is ``<= 0``.
+    Other markets fixed. ``slack = E - M``; long: ``d = |s| (WAD - mmr) // WAD``,
+    ``P - floor_div(slack * WAD, d)``; short: ``d = |s| (WAD + mmr) // WAD``,
+    ``P + floor_div(slack * WAD, d)`` (as ``MarginLens``). 0 when there is no
+    position, ``d == 0`` or the result is ``<= 0``.
     """
     if pos.size == 0:
         return 0
     surplus = state.equity_maint - state.mm_required
     mmr = market.params.mmr
     if pos.size > 0:
-        p = market.price - floor_div(surplus * WAD * WAD, pos.size * (WAD - mmr))
+        denom = pos.size * (WAD - mmr) // WAD
+        if denom == 0:
+            return 0
+        p = market.price - floor_div(surplus * WAD, denom)
     else:
-        p = market.price + floor_div(surplus * WAD * WAD, -pos.size * (WAD + mmr))
+        denom = -pos.size * (WAD + mmr) // WAD
+        if denom == 0:
+            return 0
+        p = market.price + floor_div(surplus * WAD, denom)
     return max(p, 0)
 
 
@@ -618,11 +630,11 @@ class Engine:
         price = market.price
         with self._atomic():
             acct = self._account(owner, sub)
-            state = self.account(owner, sub)  # 1
-            _require(state.status in (LIQUIDATABLE, BANKRUPT), "engine: not liquidatable")
             pos = acct.positions.get(market_id)
             _require(pos is not None, "engine: no position")
             assert pos is not None
+            state = self.account(owner, sub)  # 1
+            _require(state.status in (LIQUIDATABLE, BANKRUPT), "engine: not liquidatable")
             index = accrue(market, self.now)  # 2
             self._settle_funding(acct, pos, index)
             q = liquidation_size(state, pos, market, self.liq_params, max_size, self.scale)  # 3
@@ -630,7 +642,9 @@ class Engine:
             new_size = size - sign(size) * q
             self._credit_pnl(acct, realised_pnl(size, pos.entry_price, price, q))
             self._set_position(acct, market, market_id, size, new_size, pos.entry_price, index)
-            penalty = penalty_tokens(q, price, market.params.liq_fee, self.scale)  # 5
+            penalty = capped_penalty(
+                penalty_tokens(q, price, market.params.liq_fee, self.scale), state.equity_maint, self.scale
+            )  # 5
             acct.balance -= penalty
             reward, insurance_delta = reward_split(penalty, self.liq_params)
             self.insurance += insurance_delta

@@ -637,7 +637,7 @@ def test_engine__flip_and_reduce_entries() -> None:
         (lambda e: e.withdraw("trader", 0, 0), "engine: zero amount"),
         (lambda e: e.withdraw("trader", 0, 1_000 * 10**6 + 1), "engine: insufficient balance"),
         (lambda e: e.deposit("trader", 0, 0), "engine: zero amount"),
-        (lambda e: e.liquidate("liquidator", "trader", 0, 0, ETH), "engine: not liquidatable"),
+        (lambda e: e.liquidate("liquidator", "trader", 0, 0, ETH), "engine: no position"),
         (lambda e: e.liquidate("liquidator", "trader", 0, 0, 0), "engine: zero size"),
         (lambda e: e.vault_withdraw(e.vault_assets + 1), "engine: vault reserved"),
     ],

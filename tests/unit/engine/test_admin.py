@@ -1,0 +1,547 @@
+"""Unit tests of the engine's governance entry points: listing markets,
+risk parameters, oracles, the vault link, pause and roles
+(DESIGN.md section 10; bounds in `MarginEngine._set_market_params` and
+`_set_oracle`).
+
+Roles after deployment: `admin` holds DEFAULT_ADMIN only (the deployer
+renounced RISK_MANAGER), `risk_manager` holds RISK_MANAGER, `guardian` holds
+GUARDIAN.
+"""
+
+from __future__ import annotations
+
+import ape
+import pytest
+
+WAD = 10**18
+USDC = 10**6
+BTC, ETH = 0, 1
+FEED = 10**8
+MISSING_ROLE = "access_control: account is missing role"
+DEFAULT_ADMIN_ROLE = b"\x00" * 32
+MASK128 = 2**128 - 1
+MAX_FUNDING_RATE = 10**18 // 100 // 3600  # 1 % per hour: 2,777,777,777,777 per second
+
+# The default BTC market (margin_engine.config._market)
+HEARTBEAT = 3_600
+MIN_PRICE = 600 * WAD
+MAX_PRICE = 6_000_000 * WAD
+PARAMS = {
+    "imr": WAD // 10,
+    "mmr": WAD // 20,
+    "fee_rate": WAD // 1000,
+    "liq_fee": WAD // 50,
+    "max_oi": 1_000 * WAD,
+    "min_notional": 10 * WAD,
+    "funding_rate_max": WAD * 5 // 10_000 // 3_600,
+}
+LIQ_PARAMS = {"buffer": WAD // 10, "liquidator_share": WAD // 2, "reward_floor": USDC, "reward_cap": 10_000 * USDC}
+
+
+def as_dict(struct, fields):
+    return {f: getattr(struct, f) for f in fields}
+
+
+@pytest.fixture(scope="session")
+def actors(admin, risk_manager, guardian, attacker):
+    """Actors by role name, for parametrised callers (requested up front:
+    resolving session fixtures lazily inside a test upsets Ape's isolation)."""
+    return {"admin": admin, "risk_manager": risk_manager, "guardian": guardian, "attacker": attacker}
+
+
+@pytest.fixture
+def fresh_engine(project, admin, usdc):
+    """An engine with no market and no vault, `admin` its DEFAULT_ADMIN."""
+    return project.MarginEngine.deploy(usdc, sender=admin)
+
+
+# --------------------------------------------------------------------------
+#                                add_market
+# --------------------------------------------------------------------------
+
+
+def test_add_market__fresh_engine__ids_in_listing_order_with_events(fresh_engine, lens, admin, btc_feed, eth_feed):
+    engine = fresh_engine
+    assert engine.market_count() == 0
+    for market, feed in enumerate([btc_feed, eth_feed, btc_feed]):
+        assert engine.add_market.call(feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin) == market
+
+        receipt = engine.add_market(feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin)
+
+        assert receipt.events == [
+            engine.OracleSet(market=market, feed=feed, heartbeat=HEARTBEAT, min_price=MIN_PRICE, max_price=MAX_PRICE),
+            engine.MarketParamsSet(market=market, **PARAMS),
+            engine.MarketAdded(market=market, feed=feed),
+        ]
+        assert engine.market_count() == market + 1
+        state = engine.market_words(market)
+        # nothing open, funding clock started at listing
+        assert state[4] == 0
+        assert state[5] >> 128 & (2**64 - 1) == receipt.timestamp
+
+
+def test_add_market__deployed_engine__next_id_follows_btc_and_eth(engine, lens, admin, btc_feed):
+    assert engine.market_count() == 2
+    assert engine.add_market.call(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin) == 2
+
+    engine.add_market(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin)
+
+    assert engine.market_count() == 3
+    assert as_dict(lens.market_params(2), PARAMS) == PARAMS
+    assert engine.oracle_price(2) == (60_000 * WAD, True)
+
+
+@pytest.mark.parametrize("caller", ["risk_manager", "guardian", "attacker"])
+def test_add_market__not_admin__reverts(actors, engine, btc_feed, caller):
+    with ape.reverts(MISSING_ROLE):
+        engine.add_market(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=actors[caller])
+    assert engine.market_count() == 2
+
+
+PARAM_BOUNDS = [
+    # (field, value, accepted); the other fields keep the BTC defaults
+    ("imr", WAD, True),  # imr <= 1
+    ("imr", WAD + 1, False),
+    ("mmr", WAD // 10 - 1, True),  # mmr < imr
+    ("mmr", WAD // 10, False),
+    ("liq_fee", 1, True),  # 0 < liq_fee
+    ("liq_fee", 0, False),
+    ("liq_fee", WAD // 20 - 1, True),  # liq_fee < mmr
+    ("liq_fee", WAD // 20, False),
+    ("fee_rate", 0, True),
+    ("fee_rate", 10**16, True),  # fee <= 1 %
+    ("fee_rate", 10**16 + 1, False),
+    ("funding_rate_max", 0, True),
+    ("funding_rate_max", MAX_FUNDING_RATE, True),  # <= 1 % per hour
+    ("funding_rate_max", MAX_FUNDING_RATE + 1, False),
+    ("max_oi", MASK128, True),  # packed in 128 bits
+    ("max_oi", MASK128 + 1, False),
+    ("min_notional", MASK128, True),
+    ("min_notional", MASK128 + 1, False),
+]
+
+
+@pytest.mark.parametrize("field, value, accepted", PARAM_BOUNDS)
+def test_add_market__param_bounds(engine, lens, admin, btc_feed, field, value, accepted):
+    params = {**PARAMS, field: value}
+    if not accepted:
+        with ape.reverts("engine: bad params"):
+            engine.add_market(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, params, sender=admin)
+        assert engine.market_count() == 2
+        return
+
+    receipt = engine.add_market(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, params, sender=admin)
+
+    assert receipt.events.filter(engine.MarketParamsSet) == [engine.MarketParamsSet(market=2, **params)]
+    assert as_dict(lens.market_params(2), PARAMS) == params
+
+
+ORACLE_BOUNDS = [
+    # (heartbeat, min_price, max_price, accepted)
+    (1, MIN_PRICE, MAX_PRICE, True),  # heartbeat > 0
+    (0, MIN_PRICE, MAX_PRICE, False),
+    (2**32 - 1, MIN_PRICE, MAX_PRICE, True),  # packed in 32 bits
+    (2**32, MIN_PRICE, MAX_PRICE, False),
+    (HEARTBEAT, 1, MAX_PRICE, True),  # 0 < min_price
+    (HEARTBEAT, 0, MAX_PRICE, False),
+    (HEARTBEAT, MAX_PRICE - 1, MAX_PRICE, True),  # min_price < max_price
+    (HEARTBEAT, MAX_PRICE, MAX_PRICE, False),
+    (HEARTBEAT, MIN_PRICE, MASK128, True),  # packed in 128 bits
+    (HEARTBEAT, MIN_PRICE, MASK128 + 1, False),
+]
+
+
+@pytest.mark.parametrize("heartbeat, min_price, max_price, accepted", ORACLE_BOUNDS)
+def test_add_market__oracle_bounds(engine, lens, admin, btc_feed, heartbeat, min_price, max_price, accepted):
+    if not accepted:
+        with ape.reverts("engine: bad oracle"):
+            engine.add_market(btc_feed, heartbeat, min_price, max_price, PARAMS, sender=admin)
+        assert engine.market_count() == 2
+        return
+
+    engine.add_market(btc_feed, heartbeat, min_price, max_price, PARAMS, sender=admin)
+
+    config = lens.oracle_config(2)
+    assert (config.feed, config.heartbeat, config.decimals, config.min_price, config.max_price) == (
+        btc_feed.address,
+        heartbeat,
+        8,
+        min_price,
+        max_price,
+    )
+
+
+@pytest.mark.parametrize("decimals, accepted", [(18, True), (19, False)])
+def test_add_market__feed_decimals_above_18__reverts(project, engine, lens, admin, decimals, accepted):
+    feed = project.MockAggregator.deploy(decimals, 60_000 * 10**decimals, sender=admin)
+    if not accepted:
+        with ape.reverts("engine: bad oracle"):
+            engine.add_market(feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin)
+        return
+
+    engine.add_market(feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin)
+
+    assert lens.oracle_config(2).decimals == 18
+    assert engine.oracle_price(2) == (60_000 * WAD, True)
+
+
+def test_add_market__beyond_max_markets__reverts(engine, admin, btc_feed):
+    assert engine.MAX_MARKETS() == 64
+    for _ in range(62):
+        engine.add_market(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin)
+    assert engine.market_count() == 64
+
+    with ape.reverts("engine: too many markets"):
+        engine.add_market(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin)
+
+
+# --------------------------------------------------------------------------
+#                             set_market_params
+# --------------------------------------------------------------------------
+
+NEW_PARAMS = {
+    "imr": WAD // 5,
+    "mmr": WAD // 10,
+    "fee_rate": WAD // 500,
+    "liq_fee": WAD // 40,
+    "max_oi": 50 * WAD,
+    "min_notional": 100 * WAD,
+    "funding_rate_max": 10**9,
+}
+
+
+def test_set_market_params__risk_manager__stored_and_logged(engine, lens, risk_manager):
+    receipt = engine.set_market_params(ETH, NEW_PARAMS, sender=risk_manager)
+
+    assert receipt.events == [engine.MarketParamsSet(market=ETH, **NEW_PARAMS)]
+    assert as_dict(lens.market_params(ETH), NEW_PARAMS) == NEW_PARAMS
+    # the other market is untouched
+    assert as_dict(lens.market_params(BTC), PARAMS) == PARAMS
+
+
+@pytest.mark.parametrize("caller", ["admin", "guardian", "attacker"])
+def test_set_market_params__not_risk_manager__reverts(actors, engine, lens, caller):
+    assert not engine.hasRole(engine.RISK_MANAGER_ROLE(), actors[caller])
+    with ape.reverts(MISSING_ROLE):
+        engine.set_market_params(BTC, NEW_PARAMS, sender=actors[caller])
+    assert as_dict(lens.market_params(BTC), PARAMS) == PARAMS
+
+
+def test_set_market_params__unknown_market__reverts(engine, risk_manager):
+    with ape.reverts("engine: unknown market"):
+        engine.set_market_params(2, NEW_PARAMS, sender=risk_manager)
+
+
+@pytest.mark.parametrize("field, value, accepted", [c for c in PARAM_BOUNDS if not c[2]])
+def test_set_market_params__out_of_bounds__reverts(engine, lens, risk_manager, field, value, accepted):
+    with ape.reverts("engine: bad params"):
+        engine.set_market_params(BTC, {**PARAMS, field: value}, sender=risk_manager)
+    assert as_dict(lens.market_params(BTC), PARAMS) == PARAMS
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="DESIGN.md section 10 and SECURITY.md invariant 23: increases of IM/MM rates "
+    "ramp in over a period; set_market_params applies them at once, so one call can "
+    "make healthy accounts liquidatable",
+)
+def test_set_market_params__raising_mmr__does_not_liquidate_a_healthy_account_at_once(
+    engine, risk_manager, trader, fund, open_position
+):
+    fund(trader, 6_860 * USDC)
+    open_position(trader, BTC, WAD)  # E 6,800, IM 6,000, MM 3,000: HEALTHY
+    assert engine.status(trader, 0) == 0
+
+    engine.set_market_params(BTC, {**PARAMS, "imr": WAD // 5, "mmr": WAD * 3 // 25}, sender=risk_manager)
+
+    # today: MM = 12 % x 60,000 = 7,200 > 6,800, LIQUIDATABLE in the same block
+    assert engine.status(trader, 0) <= 1
+
+
+def test_set_market_params__open_interest__funding_accrued_at_the_old_rate_first(
+    chain, engine, lens, risk_manager, trader, fund, open_position
+):
+    fund(trader, 10_000 * USDC)
+    opened = open_position(trader, BTC, WAD)  # full long skew
+    chain.pending_timestamp = opened.timestamp + 600
+
+    receipt = engine.set_market_params(BTC, {**PARAMS, "funding_rate_max": 0}, sender=risk_manager)
+
+    # index = floor(P x rate_max x dt / WAD) = 60,000 x 138,888,888,888 x 600
+    assert receipt.timestamp == opened.timestamp + 600
+    expected = 60_000 * PARAMS["funding_rate_max"] * 600
+    assert expected == 4_999_999_999_968_000_000
+    state = lens.market_state(BTC)
+    assert (state.funding_index, state.last_funding_time) == (expected, receipt.timestamp)
+    # the new (zero) rate applies from now on
+    chain.mine(timestamp=receipt.timestamp + 600)
+    assert engine.position(trader, 0, BTC).funding_owed == expected
+
+
+def test_set_market_params__open_interest_and_stale_price__reverts(
+    chain, engine, admin, risk_manager, trader, fund, open_position, btc_feed
+):
+    fund(trader, 10_000 * USDC)
+    open_position(trader, BTC, WAD)
+    btc_feed.set_round(60_000 * FEED, chain.pending_timestamp - 3_601, sender=admin)
+
+    with ape.reverts("oracle: stale"):
+        engine.set_market_params(BTC, NEW_PARAMS, sender=risk_manager)
+
+
+def test_set_market_params__no_open_interest_and_stale_price__works(chain, engine, lens, admin, risk_manager, btc_feed):
+    btc_feed.set_round(60_000 * FEED, chain.pending_timestamp - 3_601, sender=admin)
+
+    engine.set_market_params(BTC, NEW_PARAMS, sender=risk_manager)
+
+    assert as_dict(lens.market_params(BTC), NEW_PARAMS) == NEW_PARAMS
+
+
+# --------------------------------------------------------------------------
+#                                set_oracle
+# --------------------------------------------------------------------------
+
+
+def test_set_oracle__admin__new_feed_decimals_and_bounds(project, engine, lens, admin):
+    feed = project.MockAggregator.deploy(18, 61_000 * WAD, sender=admin)
+
+    receipt = engine.set_oracle(BTC, feed, 60, 1_000 * WAD, 100_000 * WAD, sender=admin)
+
+    assert receipt.events == [
+        engine.OracleSet(market=BTC, feed=feed, heartbeat=60, min_price=1_000 * WAD, max_price=100_000 * WAD)
+    ]
+    config = lens.oracle_config(BTC)
+    assert (config.feed, config.heartbeat, config.decimals, config.min_price, config.max_price) == (
+        feed.address,
+        60,
+        18,
+        1_000 * WAD,
+        100_000 * WAD,
+    )
+    assert engine.oracle_price(BTC) == (61_000 * WAD, True)
+    # market parameters are untouched
+    assert as_dict(lens.market_params(BTC), PARAMS) == PARAMS
+
+
+@pytest.mark.parametrize("caller", ["risk_manager", "guardian", "attacker"])
+def test_set_oracle__not_admin__reverts(actors, engine, lens, eth_feed, btc_feed, caller):
+    with ape.reverts(MISSING_ROLE):
+        engine.set_oracle(BTC, eth_feed, HEARTBEAT, 1, MAX_PRICE, sender=actors[caller])
+    assert lens.oracle_config(BTC).feed == btc_feed.address
+
+
+def test_set_oracle__unknown_market__reverts(engine, admin, btc_feed):
+    with ape.reverts("engine: unknown market"):
+        engine.set_oracle(2, btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, sender=admin)
+
+
+@pytest.mark.parametrize("heartbeat, min_price, max_price", [(h, lo, hi) for h, lo, hi, ok in ORACLE_BOUNDS if not ok])
+def test_set_oracle__out_of_bounds__reverts(engine, lens, admin, btc_feed, heartbeat, min_price, max_price):
+    with ape.reverts("engine: bad oracle"):
+        engine.set_oracle(BTC, btc_feed, heartbeat, min_price, max_price, sender=admin)
+    assert lens.oracle_config(BTC).heartbeat == HEARTBEAT
+
+
+# --------------------------------------------------------------------------
+#                     Liquidation params and reserve factor
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"buffer": 0, "liquidator_share": 0, "reward_floor": 0, "reward_cap": 0},
+        {"buffer": WAD, "liquidator_share": WAD, "reward_floor": 5 * USDC, "reward_cap": 5 * USDC},
+        {"buffer": WAD // 20, "liquidator_share": WAD // 4, "reward_floor": 2 * USDC, "reward_cap": 500 * USDC},
+        {"buffer": 0, "liquidator_share": WAD // 2, "reward_floor": MASK128, "reward_cap": MASK128},
+    ],
+)
+def test_set_liquidation_params__risk_manager__stored_and_logged(engine, risk_manager, params):
+    receipt = engine.set_liquidation_params(params, sender=risk_manager)
+
+    assert receipt.events == [engine.LiquidationParamsSet(**params)]
+    assert as_dict(engine.liquidation_params(), params) == params
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("buffer", WAD + 1),
+        ("liquidator_share", WAD + 1),
+        ("reward_floor", 10_000 * USDC + 1),  # floor <= cap
+        ("reward_cap", MASK128 + 1),  # packed in 128 bits
+    ],
+)
+def test_set_liquidation_params__out_of_bounds__reverts(engine, risk_manager, field, value):
+    with ape.reverts("engine: bad params"):
+        engine.set_liquidation_params({**LIQ_PARAMS, field: value}, sender=risk_manager)
+    assert as_dict(engine.liquidation_params(), LIQ_PARAMS) == LIQ_PARAMS
+
+
+@pytest.mark.parametrize("caller", ["admin", "guardian", "attacker"])
+def test_set_liquidation_params__not_risk_manager__reverts(actors, engine, caller):
+    with ape.reverts(MISSING_ROLE):
+        engine.set_liquidation_params({**LIQ_PARAMS, "buffer": 0}, sender=actors[caller])
+    assert as_dict(engine.liquidation_params(), LIQ_PARAMS) == LIQ_PARAMS
+
+
+@pytest.mark.parametrize("factor", [0, WAD // 4, WAD])
+def test_set_reserve_factor__risk_manager__stored_and_logged(engine, risk_manager, factor):
+    receipt = engine.set_reserve_factor(factor, sender=risk_manager)
+
+    assert receipt.events == [engine.ReserveFactorSet(reserve_factor=factor)]
+    assert engine.reserve_factor() == factor
+
+
+def test_set_reserve_factor__above_one__reverts(engine, risk_manager):
+    with ape.reverts("engine: bad params"):
+        engine.set_reserve_factor(WAD + 1, sender=risk_manager)
+    assert engine.reserve_factor() == WAD // 2
+
+
+@pytest.mark.parametrize("caller", ["admin", "guardian", "attacker"])
+def test_set_reserve_factor__not_risk_manager__reverts(actors, engine, caller):
+    with ape.reverts(MISSING_ROLE):
+        engine.set_reserve_factor(0, sender=actors[caller])
+    assert engine.reserve_factor() == WAD // 2
+
+
+# --------------------------------------------------------------------------
+#                                 set_vault
+# --------------------------------------------------------------------------
+
+
+def test_set_vault__already_set__reverts(engine, vault, admin, attacker):
+    assert engine.vault() == vault.address
+    with ape.reverts("engine: vault set"):
+        engine.set_vault(attacker, sender=admin)
+    assert engine.vault() == vault.address
+
+
+def test_set_vault__fresh_engine__once_only(fresh_engine, admin, lp, attacker):
+    engine = fresh_engine
+    with ape.reverts(MISSING_ROLE):
+        engine.set_vault(attacker, sender=attacker)
+    with ape.reverts("engine: zero address"):
+        engine.set_vault("0x0000000000000000000000000000000000000000", sender=admin)
+
+    receipt = engine.set_vault(lp, sender=admin)
+
+    assert receipt.events == [engine.VaultSet(vault=lp)]
+    assert engine.vault() == lp.address
+    with ape.reverts("engine: vault set"):
+        engine.set_vault(attacker, sender=admin)
+
+
+# --------------------------------------------------------------------------
+#                               pause / unpause
+# --------------------------------------------------------------------------
+
+
+def test_pause__guardian__stops_new_risk_only_and_unpause_restores(engine, usdc, guardian, trader, fund, open_position):
+    fund(trader, 10_000 * USDC)
+    open_position(trader, BTC, WAD // 10)
+
+    receipt = engine.pause(sender=guardian)
+
+    assert receipt.events == [engine.Paused(account=guardian)]
+    assert engine.paused()
+    with ape.reverts("engine: paused"):
+        open_position(trader, BTC, WAD // 10)
+    # deposits and reductions keep working
+    fund(trader, 100 * USDC)
+    open_position(trader, BTC, -WAD // 20)
+    assert engine.position(trader, 0, BTC).size == WAD // 20
+
+    receipt = engine.unpause(sender=guardian)
+
+    assert receipt.events == [engine.Unpaused(account=guardian)]
+    assert not engine.paused()
+    open_position(trader, BTC, WAD // 10)
+    assert engine.position(trader, 0, BTC).size == 3 * WAD // 20
+
+
+@pytest.mark.parametrize("caller", ["admin", "risk_manager", "attacker"])
+def test_pause_and_unpause__not_guardian__revert(actors, engine, guardian, caller):
+    account = actors[caller]
+    with ape.reverts(MISSING_ROLE):
+        engine.pause(sender=account)
+    assert not engine.paused()
+    engine.pause(sender=guardian)
+    with ape.reverts(MISSING_ROLE):
+        engine.unpause(sender=account)
+    assert engine.paused()
+
+
+# --------------------------------------------------------------------------
+#                                   Roles
+# --------------------------------------------------------------------------
+
+
+def test_roles__after_deployment(engine, admin, risk_manager, guardian):
+    risk, guard = engine.RISK_MANAGER_ROLE(), engine.GUARDIAN_ROLE()
+    assert engine.DEFAULT_ADMIN_ROLE() == DEFAULT_ADMIN_ROLE
+    assert engine.hasRole(DEFAULT_ADMIN_ROLE, admin)
+    assert not engine.hasRole(risk, admin)  # the deployer renounced it
+    assert not engine.hasRole(guard, admin)
+    assert engine.hasRole(risk, risk_manager)
+    assert not engine.hasRole(DEFAULT_ADMIN_ROLE, risk_manager)
+    assert engine.hasRole(guard, guardian)
+    assert not engine.hasRole(DEFAULT_ADMIN_ROLE, guardian)
+    for role in (DEFAULT_ADMIN_ROLE, risk, guard):
+        assert engine.getRoleAdmin(role) == DEFAULT_ADMIN_ROLE
+    # ERC-165 and IAccessControl
+    assert engine.supportsInterface("0x01ffc9a7")
+    assert engine.supportsInterface("0x7965db0b")
+    assert not engine.supportsInterface("0xffffffff")
+
+
+def test_roles__admin_grants_and_revokes_guardian(engine, admin, operator):
+    role = engine.GUARDIAN_ROLE()
+
+    receipt = engine.grantRole(role, operator, sender=admin)
+
+    assert receipt.events == [engine.RoleGranted(role=role, account=operator, sender=admin)]
+    assert engine.hasRole(role, operator)
+    engine.pause(sender=operator)
+    assert engine.paused()
+
+    receipt = engine.revokeRole(role, operator, sender=admin)
+
+    assert receipt.events == [engine.RoleRevoked(role=role, account=operator, sender=admin)]
+    assert not engine.hasRole(role, operator)
+    with ape.reverts(MISSING_ROLE):
+        engine.unpause(sender=operator)
+
+
+def test_roles__admin_grants_risk_manager__new_holder_sets_params(engine, admin, operator):
+    engine.grantRole(engine.RISK_MANAGER_ROLE(), operator, sender=admin)
+
+    engine.set_reserve_factor(WAD // 4, sender=operator)
+
+    assert engine.reserve_factor() == WAD // 4
+
+
+@pytest.mark.parametrize("caller", ["risk_manager", "guardian", "attacker"])
+def test_roles__not_admin__cannot_grant_or_revoke(actors, engine, guardian, attacker, caller):
+    account = actors[caller]
+    for role in (engine.GUARDIAN_ROLE(), engine.RISK_MANAGER_ROLE(), DEFAULT_ADMIN_ROLE):
+        with ape.reverts(MISSING_ROLE):
+            engine.grantRole(role, attacker, sender=account)
+    with ape.reverts(MISSING_ROLE):
+        engine.revokeRole(engine.GUARDIAN_ROLE(), guardian, sender=account)
+    assert engine.hasRole(engine.GUARDIAN_ROLE(), guardian)
+    assert not engine.hasRole(engine.GUARDIAN_ROLE(), attacker)
+
+
+def test_roles__renounce_only_for_oneself(engine, guardian, attacker):
+    role = engine.GUARDIAN_ROLE()
+    with ape.reverts("access_control: can only renounce roles for itself"):
+        engine.renounceRole(role, guardian, sender=attacker)
+
+    receipt = engine.renounceRole(role, guardian, sender=guardian)
+
+    assert receipt.events == [engine.RoleRevoked(role=role, account=guardian, sender=guardian)]
+    assert not engine.hasRole(role, guardian)
+    with ape.reverts(MISSING_ROLE):
+        engine.pause(sender=guardian)
