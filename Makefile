@@ -33,12 +33,13 @@ DEPLOY_ARGS ?=
 venv setup: $(STAMP)
 
 # Reinstall only when the stamp is missing or pyproject.toml changed.
-# --no-build-isolation: the build uses the venv's setuptools, so an already
-# provisioned venv installs offline.
+# --no-build-isolation: the build uses the venv's setuptools and wheel (a
+# fresh venv has no wheel: install both first), so an already provisioned
+# venv reinstalls offline.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -c "import setuptools, sys; sys.exit(int(setuptools.__version__.split('.')[0]) < 64)" \
-		|| $(PIP) install "setuptools>=64"
+	$(PY) -c "import setuptools, wheel, sys; sys.exit(int(setuptools.__version__.split('.')[0]) < 64)" \
+		|| $(PIP) install -q "setuptools>=64" wheel
 	$(PIP) install -q --no-build-isolation -e .
 	touch $(STAMP)
 
