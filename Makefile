@@ -3,7 +3,8 @@
 #   make setup     create .venv and install the project (only when needed)
 #   make compile   ape compile
 #   make sizes     runtime bytecode sizes vs the EIP-170 limit
-#   make test      sizes, then the test suite (TEST_CMD)
+#   make lint      the Vyper lint (token calls asserted, no calls inside expressions, ...)
+#   make test      sizes, lint, then the test suite (TEST_CMD)
 #   make demo | bench | deploy     ape run demo | bench | deploy
 #   make clean     remove build and test caches (make distclean: also .venv)
 
@@ -28,7 +29,7 @@ TEST_ARGS ?=
 TEST_CMD  ?= $(APE) test tests -q $(TEST_ARGS)
 DEPLOY_ARGS ?=
 
-.PHONY: venv setup compile sizes test demo bench deploy clean distclean
+.PHONY: venv setup compile sizes lint test demo bench deploy clean distclean
 
 venv setup: $(STAMP)
 
@@ -49,11 +50,16 @@ compile: setup
 sizes: setup
 	$(PY) -m margin_engine.sizes
 
+# Vyper rules no off-the-shelf analyser checks on 0.4.3 (margin_engine/lint.py).
+lint: setup
+	$(PY) -m margin_engine.lint contracts
+
 # Sizes first; the tests run even when a contract is over the limit, and the
 # target fails if either step failed.
 test: setup
 	@status=0; \
 	$(MAKE) --no-print-directory sizes || status=1; \
+	$(MAKE) --no-print-directory lint || status=1; \
 	$(TEST_CMD) || status=1; \
 	exit $$status
 

@@ -111,9 +111,8 @@ def burn(owner: address, amount: uint256):
     """
     balance: uint256 = self.balanceOf[owner]
     assert balance >= amount, "erc20: burn amount exceeds balance"
-    # unsafe_sub is safe: balance >= amount, and totalSupply >= balance.
-    self.balanceOf[owner] = unsafe_sub(balance, amount)
-    self.totalSupply = unsafe_sub(self.totalSupply, amount)
+    self.balanceOf[owner] = balance - amount
+    self.totalSupply -= amount
     log IERC20.Transfer(sender=owner, receiver=empty(address), value=amount)
 
 
