@@ -13,8 +13,9 @@
         snekmate's virtual-offset formula (10**DECIMALS_OFFSET virtual shares,
         one virtual asset), which defeats first-depositor inflation, and round
         against the caller. Withdrawals are capped by what open interest
-        reserves (`IMarginEngine.vault_free_assets`). The vault has no admin
-        and no pause: LP exits are limited only by the reserve.
+        reserves (`free_assets`), which needs valid prices for the markets
+        whose open interest is skewed. The vault has no admin and no pause:
+        LP exits are limited only by the reserve.
 """
 
 from ethereum.ercs import IERC20
@@ -53,8 +54,18 @@ interface IEngine:
     def vault_deposit(amount: uint256) -> uint256: nonpayable
     def vault_withdraw(receiver: address, amount: uint256): nonpayable
     def vault_assets() -> uint256: view
-    def vault_free_assets() -> uint256: view
     def SETTLEMENT_ASSET() -> address: view
+    def SCALE() -> uint256: view
+    def reserve_factor() -> uint256: view
+    def market_count() -> uint256: view
+    def market_words(market: uint256) -> (uint256, uint256, uint256, uint256, uint256, uint256): view
+    def oracle_price(market: uint256) -> (uint256, bool): view
+
+
+WAD: constant(uint256) = 10**18
+MASK128: constant(uint256) = 2**128 - 1
+# @dev The engine lists at most this many markets (its MAX_MARKETS).
+MAX_MARKETS: constant(uint256) = 64
 
 
 # @dev Virtual shares are 10**DECIMALS_OFFSET: an attacker must donate
@@ -65,6 +76,8 @@ DECIMALS_OFFSET: public(constant(uint8)) = 6
 asset: public(immutable(address))
 # @dev The margin engine that custodies the assets and trades against them.
 ENGINE: public(immutable(address))
+# @dev 10**(18 - asset decimals): token units to WAD.
+_SCALE: immutable(uint256)
 
 
 @deploy
@@ -80,6 +93,7 @@ def __init__(engine: address, name: String[25], symbol: String[5]):
     underlying: address = staticcall IEngine(engine).SETTLEMENT_ASSET()
     asset = underlying
     ENGINE = engine
+    _SCALE = staticcall IEngine(engine).SCALE()
     ownable.__init__()
     erc20.__init__(
         name, symbol, staticcall IERC20Detailed(underlying).decimals() + DECIMALS_OFFSET, name, "1"
@@ -234,9 +248,7 @@ def maxWithdraw(owner: address) -> uint256:
     @param owner The share owner.
     @return Settlement-token units.
     """
-    return min(
-        self._convert_to_assets(erc20.balanceOf[owner], False), staticcall IEngine(ENGINE).vault_free_assets()
-    )
+    return min(self._convert_to_assets(erc20.balanceOf[owner], False), self._free_assets()[0])
 
 
 @view
@@ -247,8 +259,20 @@ def maxRedeem(owner: address) -> uint256:
     @param owner The share owner.
     @return Shares.
     """
-    free_shares: uint256 = self._convert_to_shares(staticcall IEngine(ENGINE).vault_free_assets(), False)
+    free_shares: uint256 = self._convert_to_shares(self._free_assets()[0], False)
     return min(erc20.balanceOf[owner], free_shares)
+
+
+@view
+@external
+def free_assets() -> uint256:
+    """
+    @notice Assets LPs may withdraw now: total assets minus the reserve,
+            sum over markets of |long OI - short OI| x price x reserve_factor.
+    @dev 0 while a price needed for the reserve is invalid.
+    @return Settlement-token units.
+    """
+    return self._free_assets()[0]
 
 
 @view
@@ -308,14 +332,57 @@ def _deposit(assets: uint256, receiver: address, exact_shares: uint256) -> uint2
 @internal
 def _withdraw(assets: uint256, shares: uint256, receiver: address, owner: address):
     """
-    @dev Burn first, then the engine pays `receiver` within the reserve.
+    @dev Within the reserve (which needs valid prices): burn first, then the
+         engine pays `receiver`.
     """
     assert assets > 0 and shares > 0, "vault: zero amount"
+    free: uint256 = 0
+    ok: bool = False
+    free, ok = self._free_assets()
+    assert ok, "vault: price"
+    assert assets <= free, "vault: reserved"
     if msg.sender != owner:
         erc20._spend_allowance(owner, msg.sender, shares)
     erc20._burn(owner, shares)
     extcall IEngine(ENGINE).vault_withdraw(receiver, assets)
     log IERC4626.Withdraw(sender=msg.sender, receiver=receiver, owner=owner, assets=assets, shares=shares)
+
+
+@view
+@internal
+def _free_assets() -> (uint256, bool):
+    """
+    @dev assets - sum_m ceil(ceil(ceil(|L - S| P / WAD) reserve_factor / WAD) / SCALE),
+         the reserve rounded up; (0, False) when a needed price is invalid.
+    """
+    reserved: uint256 = 0
+    factor: uint256 = staticcall IEngine(ENGINE).reserve_factor()
+    count: uint256 = staticcall IEngine(ENGINE).market_count()
+    for market: uint256 in range(MAX_MARKETS):
+        if market >= count:
+            break
+        w0: uint256 = 0
+        w1: uint256 = 0
+        w2: uint256 = 0
+        w3: uint256 = 0
+        oi: uint256 = 0
+        w5: uint256 = 0
+        w0, w1, w2, w3, oi, w5 = staticcall IEngine(ENGINE).market_words(market)
+        long_oi: uint256 = oi & MASK128
+        short_oi: uint256 = oi >> 128
+        if long_oi == short_oi:
+            continue
+        price: uint256 = 0
+        ok: bool = False
+        price, ok = staticcall IEngine(ENGINE).oracle_price(market)
+        if not ok:
+            return 0, False
+        notional: uint256 = math._mul_div(max(long_oi, short_oi) - min(long_oi, short_oi), price, WAD, True)
+        reserved += math._mul_div(math._mul_div(notional, factor, WAD, True), 1, _SCALE, True)
+    assets: uint256 = staticcall IEngine(ENGINE).vault_assets()
+    if assets <= reserved:
+        return 0, True
+    return assets - reserved, True
 
 
 @view

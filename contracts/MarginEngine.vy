@@ -128,7 +128,8 @@ vault: public(address)
 _pool: uint256
 # @dev Number of listed markets; market ids are 0 .. market_count - 1.
 market_count: public(uint256)
-# @dev Share of the vault's net exposure that LPs cannot withdraw (WAD).
+# @dev Share of the vault's net exposure that LPs cannot withdraw (WAD); the
+#      vault enforces it on LP withdrawals.
 reserve_factor: public(uint256)
 # @dev Liquidation buffer (128 bits) | liquidator share << 128, both WAD.
 _liq_rates: uint256
@@ -365,20 +366,20 @@ def liquidate(owner: address, sub: uint16, market: uint256, max_size: uint256) -
     if size > 0:
         delta = -delta
     fill: Fill = self._fill(owner, sub, market, meta, size, delta, price, index, oi, fslot, self._pos_data[owner][sub][market])
-    # The penalty is paid out of the remaining equity only: a bankrupt account
-    # pays none, so no reward is ever funded by bad debt (self-liquidation of a
+    # The penalty is paid out of the remaining equity only (less the < 2 units
+    # the funding and PnL conversions may round away): a bankrupt account pays
+    # none, so no reward is ever funded by bad debt (self-liquidation of a
     # bankrupt sub-account earns nothing).
     penalty: uint256 = min(
         self._to_tokens_up(self._mul_div_up(self._mul_div_up(q, price, WAD), rates >> 192, WAD)),
-        convert(max(equity, 0), uint256) // SCALE,
+        convert(max(equity - convert(2 * SCALE + 2, int256), 0), uint256) // SCALE,
     )
-    balance = balance - fill.funding + fill.realized - convert(penalty, int256)
-
     reward: uint256 = self._reward(penalty)
-    pool: uint256 = self._pool
-    pool = self._pack_pool(
-        pool, self._pool_vault(pool) + fill.funding - fill.realized, self._pool_insurance(pool) + penalty - reward
-    )
+    pool: uint256 = 0
+    shortfall: uint256 = 0
+    pool, shortfall = self._book_vault(owner, sub, market, self._pool, fill.funding - fill.realized)
+    balance = balance - fill.funding + fill.realized - convert(penalty + shortfall, int256)
+    pool = self._pack_pool(pool, self._pool_vault(pool), self._pool_insurance(pool) + penalty - reward)
     self._pool = self._store_account(owner, sub, fill.meta, balance, pool)
     # Credit after the owner's word is written: correct for self-liquidation too.
     self._credit(msg.sender, 0, reward)
@@ -423,17 +424,15 @@ def vault_deposit(amount: uint256) -> uint256:
 def vault_withdraw(receiver: address, amount: uint256):
     """
     @notice Pay `amount` of the vault's assets to `receiver`.
-    @dev Only the vault. Reverts "engine: vault reserved" when that would
-         take the vault below what open interest reserves (needs valid prices).
+    @dev Only the vault, which enforces the open-interest reserve first
+         (`LiquidityVault.free_assets`); here the amount must not exceed the
+         vault's assets.
     @param receiver The LP receiving the tokens.
     @param amount Token units.
     """
     assert msg.sender == self.vault, "engine: not vault"
     assert amount > 0, "engine: zero amount"
-    free: uint256 = 0
-    ok: bool = False
-    free, ok = self._free_vault_assets(True)
-    assert amount <= free, "engine: vault reserved"
+    assert convert(amount, int256) <= self._pool_vault(self._pool), "engine: vault assets"
     pool: uint256 = self._pool
     self._pool = self._pack_pool(pool, self._pool_vault(pool) - convert(amount, int256), self._pool_insurance(pool))
     self._push(receiver, amount)
@@ -679,17 +678,6 @@ def vault_assets() -> uint256:
 
 @view
 @external
-def vault_free_assets() -> uint256:
-    """
-    @notice Vault assets LPs may withdraw now: assets minus the reserve.
-    @dev 0 while a price needed for the reserve is invalid.
-    @return Token units.
-    """
-    return self._free_vault_assets(False)[0]
-
-
-@view
-@external
 def oracle_price(market: uint256) -> (uint256, bool):
     """
     @notice A market's normalised oracle price and whether it is valid now.
@@ -784,27 +772,30 @@ def _trade(owner: address, sub: uint16, market: uint256, delta: int256, limit_pr
     else:
         assert price >= limit_price, "engine: slippage"
 
+    size: int256 = self._pos_size[owner][sub][market]
+    new_size: int256 = size + delta
+    # Risk increases on an open, an increase or a flip: never while paused.
+    risk_up: bool = self._abs(new_size) > self._abs(size) or (new_size > 0) != (size > 0) and size != 0 and new_size != 0
+    pool: uint256 = self._pool
+    assert not risk_up or pool & PAUSED_BIT == 0, "engine: paused"
+
     oi: uint256 = self._oi[market]
     fslot: uint256 = self._funding[market]
     index: int256 = self._index_now(price, oi, fslot)
     rates: uint256 = self._rates[market]
-    size: int256 = self._pos_size[owner][sub][market]
     data: uint256 = self._pos_data[owner][sub][market]
     meta_before: uint256 = self._meta[owner][sub]
     balance_before: int256 = self._meta_balance(meta_before)
     fill: Fill = self._fill(owner, sub, market, meta_before, size, delta, price, index, oi, fslot, data)
-    new_size: int256 = size + delta
 
     # Fee: |delta| * P * fee_rate, each step rounded up, in tokens.
     fee: uint256 = self._to_tokens_up(
         self._mul_div_up(self._mul_div_up(self._abs(delta), price, WAD), (rates >> 128) & MASK64, WAD)
     )
-    balance: int256 = balance_before - fill.funding + fill.realized - convert(fee, int256)
+    shortfall: uint256 = 0
+    pool, shortfall = self._book_vault(owner, sub, market, pool, fill.funding - fill.realized + convert(fee, int256))
+    balance: int256 = balance_before - fill.funding + fill.realized - convert(fee, int256) - convert(shortfall, int256)
     meta: uint256 = fill.meta
-    pool: uint256 = self._pool
-    pool = self._pack_pool(
-        pool, self._pool_vault(pool) + fill.funding - fill.realized + convert(fee, int256), self._pool_insurance(pool)
-    )
     # A negative balance left on a flat account is bad debt (only on reductions:
     # a risk-increasing trade must leave the account HEALTHY).
     self._pool = self._store_account(owner, sub, meta, balance, pool)
@@ -812,9 +803,8 @@ def _trade(owner: address, sub: uint16, market: uint256, delta: int256, limit_pr
     # No position may be left below the minimum notional (dust nobody liquidates).
     assert new_size == 0 or self._mul_div_up(self._abs(new_size), price, WAD) >= limits >> 128, "engine: dust"
 
-    if self._abs(new_size) > self._abs(size) or (new_size > 0) != (size > 0) and size != 0 and new_size != 0:
-        # Risk increases: not paused, within caps, HEALTHY afterwards.
-        assert pool & PAUSED_BIT == 0, "engine: paused"
+    if risk_up:
+        # Risk increases: within the OI cap and HEALTHY afterwards.
         side_oi: uint256 = fill.new_oi & MASK128
         if new_size < 0:
             side_oi = fill.new_oi >> 128
@@ -969,6 +959,23 @@ def _write_position(
         assert entry <= MASK128  # dev: entry price overflow
         self._pos_data[owner][sub][market] = entry | (self._pack_i128(index) << 128)
     return new_meta
+
+
+@internal
+def _book_vault(owner: address, sub: uint16, market: uint256, pool: uint256, delta: int256) -> (uint256, uint256):
+    """
+    @dev Add `delta` to the vault's assets. The vault pays at most what it
+         holds: the part of a payment to the account beyond its assets is the
+         shortfall, which the caller withholds from the account (logged), so
+         no balance is ever credited with tokens nobody holds.
+    """
+    assets: int256 = self._pool_vault(pool) + delta
+    shortfall: uint256 = 0
+    if assets < 0 and delta < 0:
+        shortfall = convert(min(-assets, -delta), uint256)
+        assets += convert(shortfall, int256)
+        log IMarginEngine.VaultShortfall(owner=owner, sub=sub, market=market, amount=shortfall)
+    return self._pack_pool(pool, assets, self._pool_insurance(pool)), shortfall
 
 
 @internal
@@ -1200,36 +1207,6 @@ def _index_now(price: uint256, oi: uint256, fslot: uint256) -> int256:
         convert(long_oi + short_oi, int256),
     )
     return index + self._floor_div(convert(price, int256) * rate * convert(block.timestamp - last, int256), WAD_I)
-
-
-@view
-@internal
-def _free_vault_assets(strict: bool) -> (uint256, bool):
-    """
-    @dev vault assets - sum over markets of |L - S| * P * reserve_factor,
-         the reserve rounded up. Non-strict: (0, False) on an invalid price.
-    """
-    reserved: uint256 = 0
-    factor: uint256 = self.reserve_factor
-    for market: uint256 in range(MAX_MARKETS):
-        if market >= self.market_count:
-            break
-        oi: uint256 = self._oi[market]
-        long_oi: uint256 = oi & MASK128
-        short_oi: uint256 = oi >> 128
-        if long_oi == short_oi:
-            continue
-        price: uint256 = 0
-        ok: bool = False
-        price, ok = self._price(market, strict)
-        if not ok:
-            return 0, False
-        net: uint256 = max(long_oi, short_oi) - min(long_oi, short_oi)
-        reserved += self._to_tokens_up(self._mul_div_up(self._mul_div_up(net, price, WAD), factor, WAD))
-    assets: int256 = self._pool_vault(self._pool)
-    if assets <= convert(reserved, int256):
-        return 0, True
-    return convert(assets, uint256) - reserved, True
 
 
 # --------------------------------------------------------------------------

@@ -256,7 +256,7 @@ def _vault_state(ctx: _Ctx) -> None:
     ctx.echo(f"   vault totalSupply    {fmt_tokens(supply, vault_decimals, 2)} {ctx.vault.symbol()}")
     price = fmt_tokens(one_share, ctx.decimals, 6)
     ctx.echo(f"   share price          {price} USDC per {ctx.vault.symbol()}")
-    free = ctx.tokens(int(ctx.engine.vault_free_assets()))
+    free = ctx.tokens(int(ctx.vault.free_assets()))
     ctx.echo(f"   free to withdraw     {free} USDC (assets minus the open-interest reserve)")
     ctx.echo(f"   insurance fund       {ctx.tokens(int(ctx.engine.insurance_fund()))} USDC")
 

@@ -387,9 +387,10 @@ def penalty_tokens(q: int, price: int, liq_fee: int, scale: int) -> int:
 
 def capped_penalty(penalty: int, equity_maint: int, scale: int) -> int:
     """The penalty an account actually pays: at most its equity before the
-    liquidation, in tokens rounded down (``floor_div(max(E, 0), scale)``), so a
-    bankrupt account pays none and no reward is ever funded by bad debt."""
-    return min(penalty, max(equity_maint, 0) // scale)
+    liquidation less the < 2 token units the funding and PnL conversions may
+    round away, in tokens rounded down (``max(E - 2 scale - 2, 0) // scale``),
+    so a bankrupt account pays none and no reward is ever funded by bad debt."""
+    return min(penalty, max(equity_maint - 2 * scale - 2, 0) // scale)
 
 
 def reward_split(penalty: int, liq_params: LiquidationParams) -> tuple[int, int]:
@@ -570,7 +571,7 @@ class Engine:
     def vault_withdraw(self, amount: int) -> None:
         """LP capital out, never below the reserve of open skew."""
         _require(amount > 0, "engine: zero amount")
-        _require(amount <= self.vault_free_assets(), "engine: vault reserved")
+        _require(amount <= self.vault_free_assets(), "vault: reserved")
         self.vault_assets -= amount
         self.custody -= amount
 
@@ -587,7 +588,11 @@ class Engine:
             _require(price >= limit_price, "engine: slippage")
         with self._atomic():
             acct = self._account(owner, sub)
+            old_size = acct.positions[market_id].size if market_id in acct.positions else 0
+            if is_risk_increasing(old_size, old_size + delta):
+                _require(not self.paused, "engine: paused")
             before = self.account(owner, sub)
+            vault_before = self.vault_assets
             index = accrue(market, self.now)  # 1
             old = acct.positions.get(market_id, Position(0, 0, index))
             funding_paid = self._settle_funding(acct, old, index)  # 2
@@ -601,9 +606,16 @@ class Engine:
             fee = trade_fee_tokens(delta, price, market.params.fee_rate, self.scale)  # 4
             acct.balance -= fee
             self.vault_assets += fee
+            self._cap_vault_payment(owner, sub, market_id, acct, vault_before)
             self._set_position(acct, market, market_id, size, new_size, entry, index)  # 5, 6
-            if is_risk_increasing(size, new_size):  # 7
-                self._check_risk_increase(owner, sub, acct, market, size, new_size)
+            if size == 0:
+                _require(len(acct.positions) <= MAX_POSITIONS, "engine: too many positions")
+                _require(not acct.isolated or len(acct.positions) <= 1, "engine: isolated")
+            _require(
+                new_size == 0 or mul_div_up(abs(new_size), price, WAD) >= market.params.min_notional, "engine: dust"
+            )  # 7
+            if is_risk_increasing(size, new_size):
+                self._check_risk_increase(owner, sub, market, new_size)
             else:
                 self._check_reduction(owner, sub, before)
             self._log(
@@ -635,12 +647,14 @@ class Engine:
             assert pos is not None
             state = self.account(owner, sub)  # 1
             _require(state.status in (LIQUIDATABLE, BANKRUPT), "engine: not liquidatable")
+            vault_before = self.vault_assets
             index = accrue(market, self.now)  # 2
             self._settle_funding(acct, pos, index)
             q = liquidation_size(state, pos, market, self.liq_params, max_size, self.scale)  # 3
             size = pos.size  # 4
             new_size = size - sign(size) * q
             self._credit_pnl(acct, realised_pnl(size, pos.entry_price, price, q))
+            self._cap_vault_payment(owner, sub, market_id, acct, vault_before)
             self._set_position(acct, market, market_id, size, new_size, pos.entry_price, index)
             penalty = capped_penalty(
                 penalty_tokens(q, price, market.params.liq_fee, self.scale), state.equity_maint, self.scale
@@ -736,17 +750,23 @@ class Engine:
             market.short_oi += -new_size
         assert market.long_oi >= 0 and market.short_oi >= 0
 
-    def _check_risk_increase(
-        self, owner: Any, sub: int, acct: Account, market: Market, size: int, new_size: int
-    ) -> None:
-        """Step 7, risk-increasing branch, in the spec's order."""
-        _require(not self.paused, "engine: paused")
+    def _check_risk_increase(self, owner: Any, sub: int, market: Market, new_size: int) -> None:
+        """Step 7, risk-increasing branch (pause, position cap and isolation
+        were checked already, in the contract's order)."""
         side_oi = market.long_oi if new_size > 0 else market.short_oi
         _require(side_oi <= market.params.max_oi, "engine: oi cap")
-        if size == 0:
-            _require(len(acct.positions) <= MAX_POSITIONS, "engine: too many positions")
-            _require(not acct.isolated or len(acct.positions) <= 1, "engine: isolated")
         _require(self.account(owner, sub).status == HEALTHY, "engine: unhealthy")
+
+    def _cap_vault_payment(self, owner: Any, sub: int, market_id: int, acct: Account, vault_before: int) -> None:
+        """The vault pays at most what it holds: the part of a payment to the
+        account (net PnL, funding and fee of this action) that would take the
+        vault below zero is withheld from the account and logged."""
+        delta = self.vault_assets - vault_before
+        if self.vault_assets < 0 and delta < 0:
+            shortfall = min(-self.vault_assets, -delta)
+            self.vault_assets += shortfall
+            acct.balance -= shortfall
+            self._log("VaultShortfall", owner=owner, sub=sub, market=market_id, amount=shortfall)
 
     def _check_reduction(self, owner: Any, sub: int, before: AccountState) -> None:
         """Step 7, pure reduction: flat, or HEALTHY, or ``E/M`` does not fall.

@@ -453,6 +453,9 @@ def liquidatable_engines(draw: st.DrawFn) -> tuple[Engine, int]:
     )
     engine = Engine(token_decimals=decimals, liq_params=liq, now=1_000)
     engine.fund_insurance(draw(st.integers(1, 10**12)))
+    # Vault capital well above any trader profit here: a short vault withholds
+    # profit (VaultShortfall), which is tested on its own.
+    engine.vault_deposit(10**15 * 10**decimals)
     acct = engine._account("trader", 0)
     for _ in range(draw(st.integers(1, 3))):
         mmr = draw(st.integers(WAD // 200, WAD // 5))
@@ -639,7 +642,7 @@ def test_engine__flip_and_reduce_entries() -> None:
         (lambda e: e.deposit("trader", 0, 0), "engine: zero amount"),
         (lambda e: e.liquidate("liquidator", "trader", 0, 0, ETH), "engine: no position"),
         (lambda e: e.liquidate("liquidator", "trader", 0, 0, 0), "engine: zero size"),
-        (lambda e: e.vault_withdraw(e.vault_assets + 1), "engine: vault reserved"),
+        (lambda e: e.vault_withdraw(e.vault_assets + 1), "vault: reserved"),
     ],
 )
 def test_engine__reverts(action: Callable[[Engine], object], reason: str) -> None:
@@ -941,3 +944,21 @@ class LedgerMachine(RuleBasedStateMachine):
 
 TestLedger = LedgerMachine.TestCase
 TestLedger.settings = settings(max_examples=80, stateful_step_count=50, deadline=None)
+
+
+def test_engine__profit_beyond_vault_assets__shortfall_withheld_and_logged() -> None:
+    """The vault pays at most what it holds: a winner is credited the vault's
+    whole assets and no more, so balances never exceed custody."""
+    engine = Engine(token_decimals=6, liq_params=LIQ, now=1_000)
+    engine.add_market(PARAMS, 2_000 * USD)
+    engine.vault_deposit(100 * 10**6)
+    engine.deposit("trader", 0, 1_000 * 10**6)
+    engine.modify_position("trader", 0, 0, ETH, UINT_MAX)  # fee 2 USDC to the vault
+    assert engine.vault_assets == 102 * 10**6
+    engine.set_price(0, 2_500 * USD)  # +500 USDC, the vault holds 102
+    engine.close_position("trader", 0, 0, 0)  # fee 2.5 USDC
+    # net owed by the vault: 500 - 2.5 = 497.5; it pays its 102 and no more
+    assert engine.vault_assets == 0
+    assert engine.balance_of("trader", 0) == (1_000 - 2 + 102) * 10**6
+    assert ("VaultShortfall", {"owner": "trader", "sub": 0, "market": 0, "amount": 395_500_000}) in engine.events
+    assert engine.balance_of("trader", 0) + engine.insurance + engine.vault_assets == engine.custody

@@ -1,5 +1,5 @@
 """Unit tests of the engine's views (`account`, `status`, `position`,
-`balance_of`, `vault_assets`, `vault_free_assets`, `oracle_price`) and of the
+`balance_of`, `vault_assets`, `oracle_price`, the vault's `free_assets`) and of the
 `MarginLens` views (docs/engine-spec.md: "Position valuation", "Account
 state", "Liquidation price (view)", "Vault ledger").
 
@@ -285,7 +285,7 @@ def test_balance_of__settlement_asset_and_unknown_assets(engine, usdc, vault, bt
 
 @pytest.mark.parametrize("how", ["stale", "zero", "negative", "above_max"])
 def test_views__invalid_price__never_revert_and_flag_it(
-    chain, engine, lens, trader, fund, open_position, no_funding, eth_feed, admin, how
+    chain, engine, vault, lens, trader, fund, open_position, no_funding, eth_feed, admin, how
 ):
     fund(trader, 9_200 * USDC)
     open_position(trader, BTC, WAD)
@@ -300,13 +300,13 @@ def test_views__invalid_price__never_revert_and_flag_it(
     assert engine.oracle_price(ETH) == (0, False)
     assert engine.oracle_price(BTC) == (60_000 * WAD, True)
     # the reserve needs the ETH price
-    assert engine.vault_free_assets() == 0
+    assert vault.free_assets() == 0
     assert lens.liquidation_price(trader, 0, ETH) == 0
     assert lens.liquidation_price(trader, 0, BTC) == 0  # the account's valuation is incomplete
 
 
 # --------------------------------------------------------------------------
-#                       vault_assets() and vault_free_assets()
+#                 vault_assets() and the vault's free_assets()
 # --------------------------------------------------------------------------
 
 
@@ -322,12 +322,12 @@ def test_vault_assets__lp_capital_plus_fees(engine, trader, fund, open_position)
     assert engine.vault_assets() == 1_000_060 * USDC  # + 0.1 % of 60,000
 
 
-def test_vault_free_assets__no_open_interest__all_assets(engine):
-    assert engine.vault_free_assets() == engine.vault_assets() == 1_000_000 * USDC
+def test_vault_free_assets__no_open_interest__all_assets(engine, vault):
+    assert vault.free_assets() == engine.vault_assets() == 1_000_000 * USDC
 
 
 def test_vault_free_assets__reserve_of_the_net_skew_rounded_up(
-    engine, trader, other_trader, fund, open_position, risk_manager
+    engine, vault, trader, other_trader, fund, open_position, risk_manager
 ):
     long = 123_456_789_123_456_789
     fund(trader, 1_000 * USDC)
@@ -342,27 +342,27 @@ def test_vault_free_assets__reserve_of_the_net_skew_rounded_up(
     btc = reserve(long - WAD // 20, 60_000 * WAD)
     eth = reserve(WAD, 3_000 * WAD)
     assert (btc, eth) == (2_203_703_674, 1_500 * USDC)
-    assert engine.vault_free_assets() == assets - btc - eth
+    assert vault.free_assets() == assets - btc - eth
 
     engine.set_reserve_factor(WAD // 10, sender=risk_manager)
 
-    assert engine.vault_free_assets() == assets - reserve(long - WAD // 20, 60_000 * WAD, WAD // 10) - 300 * USDC
+    assert vault.free_assets() == assets - reserve(long - WAD // 20, 60_000 * WAD, WAD // 10) - 300 * USDC
 
 
-def test_vault_free_assets__balanced_open_interest__nothing_reserved(engine, trader, other_trader, fund, open_position):
+def test_vault_free_assets__balanced_open_interest__nothing_reserved(engine, vault, trader, other_trader, fund, open_position):
     fund(trader, 10_000 * USDC)
     fund(other_trader, 10_000 * USDC)
     open_position(trader, BTC, WAD)
     open_position(other_trader, BTC, -WAD)
-    assert engine.vault_free_assets() == engine.vault_assets() == 1_000_120 * USDC
+    assert vault.free_assets() == engine.vault_assets() == 1_000_120 * USDC
 
 
-def test_vault_free_assets__reserve_above_assets__zero(engine, trader, fund, open_position, risk_manager):
+def test_vault_free_assets__reserve_above_assets__zero(engine, vault, trader, fund, open_position, risk_manager):
     engine.set_reserve_factor(WAD, sender=risk_manager)
     fund(trader, 110_000 * USDC)
     open_position(trader, BTC, 17 * WAD)  # 1,020,000 USD of skew, all reserved
     assert engine.vault_assets() == 1_001_020 * USDC
-    assert engine.vault_free_assets() == 0
+    assert vault.free_assets() == 0
 
 
 # --------------------------------------------------------------------------

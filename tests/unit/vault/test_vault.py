@@ -265,7 +265,7 @@ def skewed(no_funding, trader, fund, open_position):
 
 def test_reserve__max_withdraw_and_max_redeem_capped_by_free_assets(vault, engine, lp, depositor, give, skewed):
     free = 700_600 * USDC
-    assert engine.vault_free_assets() == free
+    assert vault.free_assets() == free
     supply, total = totals(vault)
     assert total == 1_000_600 * USDC
     assert vault.maxWithdraw(lp) == free  # its shares are worth ~1,000,600
@@ -282,17 +282,17 @@ def test_reserve__max_withdraw_and_max_redeem_capped_by_free_assets(vault, engin
 
 def test_reserve__withdraw_above_free_assets__reverts(vault, engine, usdc, lp, skewed):
     free = 700_600 * USDC
-    with ape.reverts("engine: vault reserved"):
+    with ape.reverts("vault: reserved"):
         vault.withdraw(free + 1, lp, lp, sender=lp)
     assert vault.balanceOf(lp) == LP_SHARES
 
     vault.withdraw(free, lp, lp, sender=lp)
 
     assert usdc.balanceOf(lp) == free
-    assert engine.vault_free_assets() == 0
+    assert vault.free_assets() == 0
     assert vault.maxWithdraw(lp) == 0
     assert vault.maxRedeem(lp) == 0
-    with ape.reverts("engine: vault reserved"):
+    with ape.reverts("vault: reserved"):
         vault.withdraw(1, lp, lp, sender=lp)
 
 
@@ -303,16 +303,16 @@ def test_reserve__redeem_max_redeem__passes_then_nothing_more(vault, engine, lp,
 
     vault.redeem(shares, lp, lp, sender=lp)
 
-    free = engine.vault_free_assets()
+    free = vault.free_assets()
     assert free == 700_600 * USDC - assets
-    with ape.reverts("engine: vault reserved"):
+    with ape.reverts("vault: reserved"):
         vault.withdraw(free + 1, lp, lp, sender=lp)
 
 
 def test_reserve__released_when_the_trader_closes(vault, engine, lp, trader, skewed):
     engine.close_position(trader, 0, BTC, 0, sender=trader)
     # fees 600 + 600, no reserve left
-    assert engine.vault_free_assets() == 1_001_200 * USDC
+    assert vault.free_assets() == 1_001_200 * USDC
     assert vault.maxWithdraw(lp) == to_assets(LP_SHARES, *totals(vault))
 
 
