@@ -1025,7 +1025,8 @@ def _liquidation_size(
     """
     @dev Smallest size q whose closing restores equity >= mm * (1 + buffer):
          N = (mm (1 + b) - E) / (mmr (1 + b) - liq_fee), q = N / P, both up.
-         A dust remainder is closed too; `max_size` caps q.
+         A dust remainder is closed too; `max_size` caps q, but a capped q
+         must leave and close at least `min_notional`.
     """
     buffer: uint256 = self._liq_rates & MASK128
     target: uint256 = self._mul_div_up(mm, WAD + buffer, WAD)
@@ -1040,8 +1041,12 @@ def _liquidation_size(
     if q < abs_size and self._mul_div_up(abs_size - q, price, WAD) < min_notional:
         q = abs_size
     if q > max_size:
+        # A capped liquidation may neither leave nor close less than the
+        # minimum notional (dust-sized calls would only round against the account).
         q = max_size
-        assert self._mul_div_up(abs_size - q, price, WAD) >= min_notional, "engine: dust"
+        assert (
+            self._mul_div_up(abs_size - q, price, WAD) >= min_notional and q * price // WAD >= min_notional
+        ), "engine: dust"
     return q
 
 

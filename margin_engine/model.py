@@ -363,8 +363,9 @@ def liquidation_size(
     """``q``, the size a liquidation closes (spec: Liquidation, step 3).
 
     ``q = min(mul_div_up(N, WAD, P), |s|)``; a remainder below ``min_notional``
-    is closed too; then ``q`` is capped at ``max_size``, and a capped
-    remainder below ``min_notional`` raises ``ModelRevert("engine: dust")``.
+    is closed too; then ``q`` is capped at ``max_size``, and a capped ``q``
+    that leaves or closes less than ``min_notional`` (closed notional rounded
+    down) raises ``ModelRevert("engine: dust")``.
     """
     params = market.params
     price = market.price
@@ -375,7 +376,7 @@ def liquidation_size(
         q = size
     if q > max_size:
         q = max_size
-        if mul_div_up(size - q, price, WAD) < params.min_notional:
+        if mul_div_up(size - q, price, WAD) < params.min_notional or q * price // WAD < params.min_notional:
             raise ModelRevert("engine: dust")
     return q
 

@@ -738,14 +738,21 @@ def test_engine__liquidation_pays_the_liquidator_sub_account_zero() -> None:
         engine.liquidate("liquidator", "trader", 3, 0, UINT_MAX)
 
 
-def test_liquidation__one_wei_liquidations_do_not_drain_insurance() -> None:
+def test_liquidation__dust_sized_capped_liquidation__reverts_dust() -> None:
+    """A capped liquidation must close at least min_notional: 1-wei calls would
+    only round against the account (a penalty unit and a PnL unit each)."""
     engine = make_engine()
     engine.deposit("trader", 0, 1_000 * 10**6)
     engine.modify_position("trader", 0, 0, 4 * ETH, UINT_MAX)
     engine.set_price(0, 1_780 * USD)
     insurance0 = engine.insurance
-    for _ in range(5):
-        engine.liquidate("liquidator", "trader", 0, 0, 1)  # closes 1 wei, earns the 1 USDC floor
+    with pytest.raises(ModelRevert, match="engine: dust"):
+        engine.liquidate("liquidator", "trader", 0, 0, 1)
+    # 10 USD at 1,780 is 0.005617... ETH: one wei less closes 9.99... USD
+    smallest = mul_div_up(10 * USD, WAD, 1_780 * USD)
+    with pytest.raises(ModelRevert, match="engine: dust"):
+        engine.liquidate("liquidator", "trader", 0, 0, smallest - 1)
+    engine.liquidate("liquidator", "trader", 0, 0, smallest)
     assert engine.insurance >= insurance0  # a reward never exceeds the penalty paid
 
 

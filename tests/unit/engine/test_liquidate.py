@@ -450,32 +450,24 @@ def test_liquidate__max_size_above_needed__closes_only_the_needed_size(
     assert receipt.events.filter(engine.Liquidation)[0].size_closed == 530_612_246_428_571_429
 
 
-def test_liquidate__one_wei__penalty_one_token_unit_all_to_the_liquidator(
-    engine, usdc, trader, liquidator, long_btc, price
-):
+def test_liquidate__capped_below_min_notional__reverts_dust(engine, usdc, trader, liquidator, long_btc, price):
     price(BTC, 56_000 * FEED)
+    balance = engine.balance_of(trader, 0, usdc)
 
-    receipt = engine.liquidate(trader, 0, BTC, 1, sender=liquidator)
+    # 1 wei, and one wei short of 10 USD at 56,000: too small to liquidate
+    smallest = (10 * WAD * WAD + 56_000 * WAD - 1) // (56_000 * WAD)
+    for max_size in (1, smallest - 1):
+        with ape.reverts("engine: dust"):
+            engine.liquidate(trader, 0, BTC, max_size, sender=liquidator)
+    assert engine.balance_of(trader, 0, usdc) == balance
 
-    # notional 56,000 wei, penalty 1,120 wei -> 1 token unit (rounded up); the
-    # 1 USDC floor is capped by the penalty, so the fund pays nothing
-    assert receipt.events == [
-        engine.Liquidation(
-            owner=trader,
-            sub=0,
-            market=BTC,
-            liquidator=liquidator,
-            size_closed=1,
-            price=56_000 * WAD,
-            penalty=1,
-            reward=1,
-            insurance_share=0,
-        )
-    ]
+    receipt = engine.liquidate(trader, 0, BTC, smallest, sender=liquidator)
+    # notional 10 USD + a few wei: penalty 0.200001 USDC; the 1 USDC floor
+    # lifts the liquidator's half to the whole penalty, the fund keeps nothing
+    event = receipt.events.filter(engine.Liquidation)[0]
+    assert (event.size_closed, event.penalty, event.reward, event.insurance_share) == (smallest, 200_001, 200_001, 0)
+    assert engine.balance_of(liquidator, 0, usdc) == 200_001
     assert engine.insurance_fund() == 0
-    assert engine.balance_of(liquidator, 0, usdc) == 1
-    # 6,040 USDC - realised 4,000 x 1e-18 USD (floored to -1 unit) - penalty 1 unit
-    assert engine.balance_of(trader, 0, usdc) == 6_040 * USDC - 2
 
 
 # --------------------------------------------------------------------------
