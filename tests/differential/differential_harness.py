@@ -107,7 +107,47 @@ def boa_reason(err: Exception) -> str:
     return ""
 
 
-class BoaSystem:
+class _EngineCalls:
+    """The state-changing calls both back ends make, through their own `_tx`."""
+
+    def deposit(self, owner: str, sub: int, amount: int) -> Any:
+        return self._tx(owner, self.engine.deposit, sub, self.token.address, amount)
+
+    def withdraw(self, owner: str, sub: int, amount: int) -> Any:
+        return self._tx(owner, self.engine.withdraw, sub, self.token.address, amount)
+
+    def transfer(self, owner: str, from_sub: int, to_sub: int, amount: int) -> Any:
+        return self._tx(owner, self.engine.transfer_collateral, from_sub, to_sub, self.token.address, amount)
+
+    def set_margin_mode(self, owner: str, sub: int, isolated: bool) -> Any:
+        return self._tx(owner, self.engine.set_margin_mode, sub, isolated)
+
+    def trade(self, owner: str, sub: int, market: int, delta: int, limit: int) -> Any:
+        return self._tx(owner, self.engine.modify_position, owner, sub, market, delta, limit)
+
+    def close(self, owner: str, sub: int, market: int, limit: int) -> Any:
+        return self._tx(owner, self.engine.close_position, owner, sub, market, limit)
+
+    def liquidate(self, owner: str, sub: int, market: int, max_size: int, liquidator: str | None = None) -> Any:
+        return self._tx(liquidator or self.liquidator, self.engine.liquidate, owner, sub, market, max_size)
+
+    def fund_insurance(self, amount: int) -> Any:
+        return self._tx(self.funder, self.engine.fund_insurance, amount)
+
+    def lp_deposit(self, amount: int) -> Any:
+        return self._tx(self.lp, self.vault.deposit, amount, self.lp)
+
+    def lp_withdraw(self, amount: int) -> Any:
+        return self._tx(self.lp, self.vault.withdraw, amount, self.lp, self.lp)
+
+    def pause(self) -> Any:
+        return self._tx(self.guardian, self.engine.pause)
+
+    def unpause(self) -> Any:
+        return self._tx(self.guardian, self.engine.unpause)
+
+
+class BoaSystem(_EngineCalls):
     """The whole system deployed with titanoboa, configured like `config`."""
 
     _deployers: dict[str, Any] = {}
@@ -193,42 +233,6 @@ class BoaSystem:
 
     # ---------------------------------------------------------- transactions
 
-    def deposit(self, owner: str, sub: int, amount: int) -> Any:
-        return self._tx(owner, self.engine.deposit, sub, self.token.address, amount)
-
-    def withdraw(self, owner: str, sub: int, amount: int) -> Any:
-        return self._tx(owner, self.engine.withdraw, sub, self.token.address, amount)
-
-    def transfer(self, owner: str, from_sub: int, to_sub: int, amount: int) -> Any:
-        return self._tx(owner, self.engine.transfer_collateral, from_sub, to_sub, self.token.address, amount)
-
-    def set_margin_mode(self, owner: str, sub: int, isolated: bool) -> Any:
-        return self._tx(owner, self.engine.set_margin_mode, sub, isolated)
-
-    def trade(self, owner: str, sub: int, market: int, delta: int, limit: int) -> Any:
-        return self._tx(owner, self.engine.modify_position, owner, sub, market, delta, limit)
-
-    def close(self, owner: str, sub: int, market: int, limit: int) -> Any:
-        return self._tx(owner, self.engine.close_position, owner, sub, market, limit)
-
-    def liquidate(self, owner: str, sub: int, market: int, max_size: int, liquidator: str | None = None) -> Any:
-        return self._tx(liquidator or self.liquidator, self.engine.liquidate, owner, sub, market, max_size)
-
-    def fund_insurance(self, amount: int) -> Any:
-        return self._tx(self.funder, self.engine.fund_insurance, amount)
-
-    def lp_deposit(self, amount: int) -> Any:
-        return self._tx(self.lp, self.vault.deposit, amount, self.lp)
-
-    def lp_withdraw(self, amount: int) -> Any:
-        return self._tx(self.lp, self.vault.withdraw, amount, self.lp, self.lp)
-
-    def pause(self) -> Any:
-        return self._tx(self.guardian, self.engine.pause)
-
-    def unpause(self) -> Any:
-        return self._tx(self.guardian, self.engine.unpause)
-
     def set_answer(self, market: int, answer: int) -> Any:
         with self.env.prank(self.admin):
             self.feeds[market].set_answer(answer)
@@ -276,7 +280,7 @@ def _normalise(fields: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------
 
 
-class ApeSystem:
+class ApeSystem(_EngineCalls):
     """The Ape session system (tests/conftest.py) behind the same interface as `BoaSystem`."""
 
     def __init__(self, system: Any, chain: Any, lens: Any, actors: dict[str, Any], traders: list[Any]) -> None:
@@ -329,42 +333,6 @@ class ApeSystem:
             if log.event_name in COMPARED_EVENTS and log.contract_address == self.engine.address:
                 events.append((log.event_name, _normalise(dict(log.event_arguments))))
         return None, events
-
-    def deposit(self, owner: str, sub: int, amount: int) -> Any:
-        return self._tx(owner, self.engine.deposit, sub, self.token, amount)
-
-    def withdraw(self, owner: str, sub: int, amount: int) -> Any:
-        return self._tx(owner, self.engine.withdraw, sub, self.token, amount)
-
-    def transfer(self, owner: str, from_sub: int, to_sub: int, amount: int) -> Any:
-        return self._tx(owner, self.engine.transfer_collateral, from_sub, to_sub, self.token, amount)
-
-    def set_margin_mode(self, owner: str, sub: int, isolated: bool) -> Any:
-        return self._tx(owner, self.engine.set_margin_mode, sub, isolated)
-
-    def trade(self, owner: str, sub: int, market: int, delta: int, limit: int) -> Any:
-        return self._tx(owner, self.engine.modify_position, owner, sub, market, delta, limit)
-
-    def close(self, owner: str, sub: int, market: int, limit: int) -> Any:
-        return self._tx(owner, self.engine.close_position, owner, sub, market, limit)
-
-    def liquidate(self, owner: str, sub: int, market: int, max_size: int, liquidator: str | None = None) -> Any:
-        return self._tx(liquidator or self.liquidator, self.engine.liquidate, owner, sub, market, max_size)
-
-    def fund_insurance(self, amount: int) -> Any:
-        return self._tx(self.funder, self.engine.fund_insurance, amount)
-
-    def lp_deposit(self, amount: int) -> Any:
-        return self._tx(self.lp, self.vault.deposit, amount, self.lp)
-
-    def lp_withdraw(self, amount: int) -> Any:
-        return self._tx(self.lp, self.vault.withdraw, amount, self.lp, self.lp)
-
-    def pause(self) -> Any:
-        return self._tx(self.guardian, self.engine.pause)
-
-    def unpause(self) -> Any:
-        return self._tx(self.guardian, self.engine.unpause)
 
     def set_answer(self, market: int, answer: int) -> Any:
         self.feeds[market].set_answer(answer, sender=self.deployer)
