@@ -6,6 +6,8 @@ Modules:
   (mirrors the contracts to the wei);
 - ``margin_engine.config``: typed deployment configuration (pydantic);
 - ``margin_engine.deploy``: deployment from a configuration, through Ape;
+- ``margin_engine.liquidator``: the liquidator/keeper bot's decisions (health,
+  liquidation quotes, ranking, account discovery) over lens data, without Ape;
 - ``margin_engine.sizes``: ``python -m margin_engine.sizes``, runtime bytecode
   sizes against the EIP-170 limit.
 

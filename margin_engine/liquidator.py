@@ -1,0 +1,740 @@
+"""Decision logic of the liquidator and keeper bot (plain functions, no I/O).
+
+The bot's app layers (a Silverback app, an ``ape run liquidator`` loop) read
+the chain through ``MarginLens`` and hand the raw results to this module; it
+converts them, values every account with the reference model
+(``margin_engine.model``, which agrees with the engine to the wei), quotes the
+liquidations the engine would execute, ranks them by expected profit and
+tells the app what to send. Nothing here imports Ape, talks to a node, sleeps
+or logs: every decision is a function of its arguments, so it is tested
+without a chain.
+
+Flow of one round (all reads in one block, at timestamp ``now``)::
+
+    book.add_event(log)                          # each PositionModified log
+    book.apply_scan(pages, block)                # now and then: pages of
+                                                 # lens.active_accounts over page_ranges(total)
+    markets  = markets_from_lens(lens.markets())
+    accounts = accounts_from_lens(lens.accounts(book.keys))
+    found    = [assess(a, markets, scale, now) for a in accounts]
+    plans    = plan(found, markets, liq_params, scale, gas_price, gas, native_usd)
+    for p in plans: engine.liquidate(p.owner, p.sub, p.market, p.max_size)
+    for m in funding_due(markets, now, max_age): engine.accrue_funding(m)
+
+``evaluate`` is ``plan`` with the reason each other account was skipped;
+``FailureTracker`` tells the loop when to stop sending transactions.
+
+Units follow the model: WAD (``10**18``) fixed point for prices and USD,
+settlement-token units for balances, penalties and rewards,
+``scale = 10**(18 - token decimals)`` (the engine's ``SCALE()``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from margin_engine import model
+from margin_engine.model import BANKRUPT, LIQUIDATABLE, STATUS_NAMES, WAD
+
+PAGE_SIZE: int = 200
+"""Most accounts one lens call returns (``DynArray[AccountSnapshot, 200]``)."""
+
+Key = tuple[str, int]
+"""An account: ``(owner, sub)``."""
+
+_LIQUIDATABLE = (LIQUIDATABLE, BANKRUPT)
+
+
+# --------------------------------------------------------------------------
+#                               Data types
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class MarketView(model.Market):
+    """A ``model.Market`` built from a lens ``MarketSnapshot``.
+
+    ``price_ok`` is False when the lens reported the oracle price invalid
+    (the price is then 0): the market is kept, so the accounts that need it
+    are recognised as unknown rather than forgotten.
+    """
+
+    market_id: int = 0
+    price_ok: bool = True
+
+
+@dataclass
+class AccountView:
+    """One lens ``AccountSnapshot``: the ledger and the engine's own valuation.
+
+    ``engine_state`` is the engine's ``account()`` answer (None when the view
+    failed, ``ok`` False); ``engine_prices_ok`` its price flag.
+    """
+
+    owner: str
+    sub: int
+    balance: int  # settlement-token units, signed
+    positions: dict[int, model.Position]
+    isolated: bool = False
+    ok: bool = True
+    engine_state: model.AccountState | None = None
+    engine_prices_ok: bool = True
+
+    @property
+    def key(self) -> Key:
+        return (self.owner, self.sub)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The model's verdict on one account at block time ``now``.
+
+    ``status`` is None when a price the account needs is invalid (or its
+    market is unknown): such an account is never acted on. ``mismatch`` is
+    True when both the model and the engine answered and their statuses
+    differ in the same block: the quotes cannot be trusted then.
+    """
+
+    account: AccountView
+    now: int
+    state: model.AccountState | None
+    status: int | None
+    engine_status: int | None
+    mismatch: bool
+    unknown_reason: str | None = None
+
+    @property
+    def key(self) -> Key:
+        return self.account.key
+
+    @property
+    def liquidatable(self) -> bool:
+        """The model says LIQUIDATABLE or BANKRUPT."""
+        return self.status in _LIQUIDATABLE
+
+    def log_fields(self) -> dict[str, Any]:
+        """Flat fields for a structured log line."""
+        model_state = self.state
+        engine_state = self.account.engine_state
+        return {
+            "owner": self.account.owner,
+            "sub": self.account.sub,
+            "now": self.now,
+            "status": None if self.status is None else STATUS_NAMES[self.status],
+            "engine_status": None if self.engine_status is None else STATUS_NAMES.get(self.engine_status),
+            "mismatch": self.mismatch,
+            "equity": None if model_state is None else model_state.equity_maint,
+            "mm_required": None if model_state is None else model_state.mm_required,
+            "engine_equity": None if engine_state is None else engine_state.equity_maint,
+            "engine_mm_required": None if engine_state is None else engine_state.mm_required,
+            "unknown_reason": self.unknown_reason,
+        }
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What ``liquidate(owner, sub, market, |size|)`` would do in this block.
+
+    ``size`` is the engine's ``q`` (base units closed), ``penalty``,
+    ``reward`` and ``insurance_share`` are settlement-token units, exactly
+    the fields of the ``Liquidation`` event. The reward is credited to the
+    liquidator's sub-account 0 in the engine (no token transfer).
+    """
+
+    owner: str
+    sub: int
+    market: int
+    position_size: int  # signed size before the liquidation
+    size: int
+    price: int
+    penalty: int
+    reward: int
+    insurance_share: int
+
+    @property
+    def closes_position(self) -> bool:
+        return self.size == abs(self.position_size)
+
+
+@dataclass(frozen=True)
+class LiquidationPlan:
+    """One liquidation to send: ``engine.liquidate(owner, sub, market, max_size)``.
+
+    ``max_size`` is the whole position: the engine decides the size itself,
+    so a state that moved by the time the transaction lands never makes a
+    capped size revert on the dust rule. USD amounts are WAD.
+    """
+
+    owner: str
+    sub: int
+    market: int
+    max_size: int
+    quote: Quote
+    status: int
+    reward_usd: int
+    gas_cost_usd: int
+    profit_usd: int
+
+
+class SkipReason(str, Enum):
+    """Why ``plan`` leaves an account out (for logs and tests)."""
+
+    ENGINE_VIEW_FAILED = "engine view failed"  # lens ok == False
+    PRICE_INVALID = "price invalid"  # a needed price is invalid: status unknown
+    MISMATCH = "model and engine disagree"
+    NOT_LIQUIDATABLE = "not liquidatable"  # HEALTHY or MARGIN_CALL
+    NO_POSITIONS = "no positions"
+    QUOTE_FAILED = "quote failed"  # the model refused (e.g. liq_fee >= mmr x (1 + buffer))
+    ZERO_QUOTE = "zero quote"  # nothing would be closed
+    UNPROFITABLE = "unprofitable"  # reward below gas cost or the minimum profit
+    ROUND_LIMIT = "round limit"  # profitable, but beyond max_per_round
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An account ``plan`` did not act on, with the reason and a detail."""
+
+    owner: str
+    sub: int
+    reason: SkipReason
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Round:
+    """Decisions of one round: the plans, best first, and every skipped account."""
+
+    plans: list[LiquidationPlan]
+    skipped: list[Skipped]
+
+    def skip_reason(self, owner: str, sub: int) -> SkipReason | None:
+        """The reason ``(owner, sub)`` was skipped, or None."""
+        for s in self.skipped:
+            if (s.owner, s.sub) == (owner, sub):
+                return s.reason
+        return None
+
+
+# --------------------------------------------------------------------------
+#                          Converters (lens -> model)
+# --------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+def _get(obj: Any, name: str, pos: int) -> Any:
+    """Field ``name`` (position ``pos``) of an Ape struct, a mapping or a tuple."""
+    if isinstance(obj, Mapping):
+        return obj[name]
+    value = getattr(obj, name, _MISSING)
+    if value is not _MISSING and not callable(value):
+        return value
+    return obj[pos]
+
+
+def _owner(value: Any) -> str:
+    """An owner address as a checksummed string (any other value as ``str``)."""
+    text = str(value)
+    if len(text) == 42 and text[:2].lower() == "0x":
+        from eth_utils import to_checksum_address  # pure helper, no Ape
+
+        try:
+            return to_checksum_address(text)
+        except ValueError:
+            return text
+    return text
+
+
+def params_from_lens(obj: Any) -> model.MarketParams:
+    """A lens/engine ``MarketParams`` struct as ``model.MarketParams``."""
+    names = ("imr", "mmr", "fee_rate", "liq_fee", "max_oi", "min_notional", "funding_rate_max")
+    return model.MarketParams(**{n: int(_get(obj, n, i)) for i, n in enumerate(names)})
+
+
+def liq_params_from_tuple(obj: Any) -> model.LiquidationParams:
+    """``engine.liquidation_params()`` -> ``(buffer, liquidator_share, reward_floor, reward_cap)``."""
+    names = ("buffer", "liquidator_share", "reward_floor", "reward_cap")
+    return model.LiquidationParams(**{n: int(_get(obj, n, i)) for i, n in enumerate(names)})
+
+
+def market_from_lens(snapshot: Any) -> MarketView:
+    """One ``MarketSnapshot`` (stored funding index and time) as a ``MarketView``."""
+    price = int(_get(snapshot, "price", 1))
+    return MarketView(
+        params=params_from_lens(_get(snapshot, "params", 3)),
+        price=price,
+        long_oi=int(_get(snapshot, "long_oi", 4)),
+        short_oi=int(_get(snapshot, "short_oi", 5)),
+        funding_index=int(_get(snapshot, "funding_index", 6)),
+        last_funding_time=int(_get(snapshot, "last_funding_time", 7)),
+        market_id=int(_get(snapshot, "market", 0)),
+        price_ok=bool(_get(snapshot, "price_ok", 2)) and price > 0,
+    )
+
+
+def markets_from_lens(snapshots: Iterable[Any]) -> dict[int, model.Market]:
+    """``lens.markets()`` -> ``{market id: MarketView}``; invalid prices are kept, flagged."""
+    markets: dict[int, model.Market] = {}
+    for snapshot in snapshots:
+        market = market_from_lens(snapshot)
+        markets[market.market_id] = market
+    return markets
+
+
+def engine_state_from_lens(obj: Any) -> tuple[model.AccountState, bool]:
+    """A lens ``AccountState`` -> ``(model.AccountState, prices_ok)``."""
+    state = model.AccountState(
+        equity_init=int(_get(obj, "equity_init", 0)),
+        equity_maint=int(_get(obj, "equity_maint", 1)),
+        im_required=int(_get(obj, "im_required", 2)),
+        mm_required=int(_get(obj, "mm_required", 3)),
+        status=int(_get(obj, "status", 4)),
+        positions=int(_get(obj, "positions", 6)),
+    )
+    return state, bool(_get(obj, "prices_ok", 5))
+
+
+def account_from_lens(snapshot: Any) -> AccountView:
+    """One ``AccountSnapshot`` as an ``AccountView``."""
+    ok = bool(_get(snapshot, "ok", 4))
+    engine_state, prices_ok = engine_state_from_lens(_get(snapshot, "state", 5))
+    positions: dict[int, model.Position] = {}
+    for p in _get(snapshot, "positions", 6):
+        size = int(_get(p, "size", 1))
+        if size != 0:
+            positions[int(_get(p, "market", 0))] = model.Position(
+                size=size, entry_price=int(_get(p, "entry_price", 2)), funding_index=int(_get(p, "funding_index", 3))
+            )
+    return AccountView(
+        owner=_owner(_get(snapshot, "owner", 0)),
+        sub=int(_get(snapshot, "sub", 1)),
+        balance=int(_get(snapshot, "balance", 2)),
+        positions=positions,
+        isolated=bool(_get(snapshot, "isolated", 3)),
+        ok=ok,
+        engine_state=engine_state if ok else None,
+        engine_prices_ok=prices_ok,
+    )
+
+
+def accounts_from_lens(snapshots: Iterable[Any]) -> list[AccountView]:
+    """``lens.accounts(keys)`` (or the list of ``active_accounts``) as ``AccountView`` s."""
+    return [account_from_lens(s) for s in snapshots]
+
+
+# --------------------------------------------------------------------------
+#                            Health and quotes
+# --------------------------------------------------------------------------
+
+
+def price_ok(market: model.Market) -> bool:
+    """The market's price is usable (a plain ``model.Market`` always is, if > 0)."""
+    return bool(getattr(market, "price_ok", True)) and market.price > 0
+
+
+def assess(account: AccountView, markets: Mapping[int, model.Market], scale: int, now: int) -> Assessment:
+    """Value ``account`` with the reference model at block time ``now``.
+
+    Each market's funding index is brought forward to ``now`` (as the
+    engine's views do), so ``markets`` are the lens's stored values. The
+    engine's reported status is kept for the consistency check. The status
+    is unknown (None) when a market the account needs is missing or its
+    price invalid, or when the engine itself flags an invalid price.
+    """
+    engine_status = None
+    if account.ok and account.engine_state is not None and account.engine_prices_ok:
+        engine_status = account.engine_state.status
+
+    for market_id in sorted(account.positions):
+        market = markets.get(market_id)
+        if market is None or not price_ok(market):
+            reason = f"market {market_id}: " + ("unknown" if market is None else "price invalid")
+            return Assessment(account, now, None, None, engine_status, False, reason)
+    if account.ok and not account.engine_prices_ok:
+        return Assessment(account, now, None, None, None, False, "engine reports an invalid price")
+
+    state = model.account_state(account.balance, account.positions, markets, scale, now)
+    mismatch = engine_status is not None and engine_status != state.status
+    return Assessment(account, now, state, state.status, engine_status, mismatch)
+
+
+def quote_position(
+    owner: str,
+    sub: int,
+    market_id: int,
+    state: model.AccountState,
+    position: model.Position,
+    market: model.Market,
+    liq_params: model.LiquidationParams,
+    scale: int,
+    max_size: int | None = None,
+) -> Quote:
+    """The engine's liquidation of one position, from the state before it.
+
+    Mirrors ``Engine.liquidate``: ``q`` and the penalty cap use the account
+    state valued before the liquidation (funding settlement does not move
+    them), the penalty is ``capped_penalty(penalty_tokens(q, ...))`` and the
+    reward ``reward_split``. ``max_size`` defaults to the whole position.
+    May raise ``ModelRevert("engine: dust")`` for a ``max_size`` below it.
+    """
+    if max_size is None:
+        max_size = abs(position.size)
+    q = model.liquidation_size(state, position, market, liq_params, max_size, scale)
+    raw = model.penalty_tokens(q, market.price, market.params.liq_fee, scale)
+    penalty = model.capped_penalty(raw, state.equity_maint, scale)
+    reward, insurance_share = model.reward_split(penalty, liq_params)
+    return Quote(
+        owner=owner,
+        sub=sub,
+        market=market_id,
+        position_size=position.size,
+        size=q,
+        price=market.price,
+        penalty=penalty,
+        reward=reward,
+        insurance_share=insurance_share,
+    )
+
+
+def quote(
+    assessment: Assessment,
+    markets: Mapping[int, model.Market],
+    liq_params: model.LiquidationParams,
+    scale: int,
+) -> list[Quote]:
+    """One ``Quote`` per open position, by market id; [] unless the model
+    says LIQUIDATABLE or BANKRUPT. Raises ``AssertionError`` when the model
+    cannot size a liquidation (``liq_fee >= mmr x (1 + buffer)``)."""
+    state = assessment.state
+    if state is None or not assessment.liquidatable:
+        return []
+    account = assessment.account
+    return [
+        quote_position(account.owner, account.sub, m, state, pos, markets[m], liq_params, scale)
+        for m, pos in sorted(account.positions.items())
+    ]
+
+
+# --------------------------------------------------------------------------
+#                           Ranking and profitability
+# --------------------------------------------------------------------------
+
+
+def tokens_to_usd(tokens: int, scale: int, token_usd_wad: int = WAD) -> int:
+    """Settlement tokens -> WAD USD, rounded down."""
+    return tokens * scale * token_usd_wad // WAD
+
+
+def gas_cost_usd(gas: int, gas_price_wei: int, native_usd_wad: int) -> int:
+    """``gas x gas price`` (wei of an 18-decimal native coin) -> WAD USD, rounded up."""
+    return model.mul_div_up(gas * gas_price_wei, native_usd_wad, WAD)
+
+
+def _best_quote(quotes: Sequence[Quote]) -> Quote:
+    """Highest reward; ties: larger size, then lower market id."""
+    return max(quotes, key=lambda q: (q.reward, q.size, -q.market))
+
+
+def evaluate(
+    assessments: Iterable[Assessment],
+    markets: Mapping[int, model.Market],
+    liq_params: model.LiquidationParams,
+    scale: int,
+    gas_price_wei: int,
+    gas_per_liquidation: int,
+    native_usd_wad: int,
+    token_usd_wad: int = WAD,
+    min_profit_usd_wad: int = 0,
+    max_per_round: int | None = None,
+    close_bankrupt: bool = False,
+) -> Round:
+    """Decide a round: the liquidations to send and why the others are skipped.
+
+    At most one liquidation per account (its liquidation changes the state
+    every other quote of the account depends on): the market with the
+    highest reward. Expected profit = reward in USD - gas cost in USD; a plan
+    is kept when the profit is positive and at least ``min_profit_usd_wad``.
+    Plans are sorted by profit, then reward, descending, then by owner and
+    sub; beyond ``max_per_round`` they are skipped (``ROUND_LIMIT``).
+
+    ``close_bankrupt`` is the keeper duty of a protocol-run bot: a BANKRUPT
+    account pays no penalty, so no reward, yet leaving it open lets its
+    deficit grow; with the flag such accounts are planned anyway (negative
+    profit, after every profitable plan).
+    """
+    gas_usd = gas_cost_usd(gas_per_liquidation, gas_price_wei, native_usd_wad)
+    plans: list[LiquidationPlan] = []
+    skipped: list[Skipped] = []
+
+    def skip(a: Assessment, reason: SkipReason, detail: str = "") -> None:
+        skipped.append(Skipped(a.account.owner, a.account.sub, reason, detail))
+
+    for a in assessments:
+        if not a.account.ok:
+            skip(a, SkipReason.ENGINE_VIEW_FAILED)
+        elif a.status is None:
+            skip(a, SkipReason.PRICE_INVALID, a.unknown_reason or "")
+        elif a.mismatch:
+            skip(a, SkipReason.MISMATCH, f"model {a.status} engine {a.engine_status}")
+        elif not a.liquidatable:
+            skip(a, SkipReason.NOT_LIQUIDATABLE, STATUS_NAMES[a.status])
+        elif not a.account.positions:
+            skip(a, SkipReason.NO_POSITIONS)
+        else:
+            try:
+                quotes = quote(a, markets, liq_params, scale)
+            except (AssertionError, model.ModelRevert) as exc:
+                skip(a, SkipReason.QUOTE_FAILED, str(exc))
+                continue
+            best = _best_quote(quotes)
+            if best.size == 0:
+                skip(a, SkipReason.ZERO_QUOTE)
+                continue
+            reward_usd = tokens_to_usd(best.reward, scale, token_usd_wad)
+            profit = reward_usd - gas_usd
+            keeper_duty = close_bankrupt and a.status == BANKRUPT
+            if (profit <= 0 or profit < min_profit_usd_wad) and not keeper_duty:
+                skip(a, SkipReason.UNPROFITABLE, f"reward {reward_usd} gas {gas_usd} (USD WAD)")
+                continue
+            plans.append(
+                LiquidationPlan(
+                    owner=best.owner,
+                    sub=best.sub,
+                    market=best.market,
+                    max_size=abs(best.position_size),
+                    quote=best,
+                    status=a.status,
+                    reward_usd=reward_usd,
+                    gas_cost_usd=gas_usd,
+                    profit_usd=profit,
+                )
+            )
+
+    plans.sort(key=lambda p: (-p.profit_usd, -p.reward_usd, p.owner.lower(), p.sub, p.market))
+    if max_per_round is not None and len(plans) > max_per_round:
+        for p in plans[max_per_round:]:
+            skipped.append(Skipped(p.owner, p.sub, SkipReason.ROUND_LIMIT, f"profit {p.profit_usd}"))
+        plans = plans[:max_per_round]
+    return Round(plans, skipped)
+
+
+def plan(
+    assessments: Iterable[Assessment],
+    markets: Mapping[int, model.Market],
+    liq_params: model.LiquidationParams,
+    scale: int,
+    gas_price_wei: int,
+    gas_per_liquidation: int,
+    native_usd_wad: int,
+    token_usd_wad: int = WAD,
+    min_profit_usd_wad: int = 0,
+    max_per_round: int | None = None,
+    close_bankrupt: bool = False,
+) -> list[LiquidationPlan]:
+    """The liquidations to send this round, best first (``evaluate(...).plans``)."""
+    return evaluate(
+        assessments,
+        markets,
+        liq_params,
+        scale,
+        gas_price_wei,
+        gas_per_liquidation,
+        native_usd_wad,
+        token_usd_wad,
+        min_profit_usd_wad,
+        max_per_round,
+        close_bankrupt,
+    ).plans
+
+
+# --------------------------------------------------------------------------
+#                                Discovery
+# --------------------------------------------------------------------------
+
+
+def page_ranges(total: int, page_size: int = PAGE_SIZE) -> Iterator[tuple[int, int]]:
+    """``(start, count)`` of each ``active_accounts`` page covering ``total`` accounts."""
+    if page_size <= 0:
+        raise ValueError("page_size must be positive")
+    for start in range(0, total, page_size):
+        yield start, min(page_size, total - start)
+
+
+def account_key(item: Any) -> Key:
+    """``(owner, sub)`` of an ``AccountView``, a lens snapshot, an event or a pair."""
+    if isinstance(item, AccountView):
+        return item.key
+    if isinstance(item, tuple) and len(item) == 2:
+        return (_owner(item[0]), int(item[1]))
+    return (_owner(_get(item, "owner", 0)), int(_get(item, "sub", 1)))
+
+
+class AccountBook:
+    """The ``(owner, sub)`` accounts the bot watches.
+
+    Two sources:
+
+    - scans of the engine's on-chain list of accounts with open positions
+      (``apply_scan``): authoritative, a clean complete scan replaces the
+      scanned set;
+    - candidates from ``PositionModified`` events (``add``, ``add_event``),
+      recorded by block number so that a reorg can ``rollback`` them.
+
+    A block is final once ``head - block >= confirmations`` (``set_head``);
+    ``rollback`` never removes final records. A reorg deeper than that, or
+    one that undoes the block a scan was read at, sets ``needs_rescan``. The
+    book errs towards watching too many accounts (a flat account costs one
+    read), never too few.
+    """
+
+    def __init__(self, confirmations: int = 0) -> None:
+        if confirmations < 0:
+            raise ValueError("confirmations must be >= 0")
+        self.confirmations: int = confirmations
+        self.scanned: set[Key] = set()
+        self.scan_block: int | None = None
+        self.final_block: int = -1  # highest final block (set_head)
+        self.needs_rescan: bool = True
+        self._records: dict[int, set[Key]] = {}  # block -> candidates seen in it
+
+    # ----------------------------------------------------------- reading
+
+    @property
+    def keys(self) -> list[Key]:
+        """Every account to watch, sorted: the scanned set and all candidates."""
+        found = set(self.scanned)
+        for keys in self._records.values():
+            found |= keys
+        return sorted(found, key=lambda k: (k[0].lower(), k[1]))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.scanned or any(key in keys for keys in self._records.values())
+
+    @property
+    def pending_blocks(self) -> list[int]:
+        """Blocks holding candidates that a reorg may still undo."""
+        return sorted(b for b in self._records if b > self.final_block)
+
+    def is_final(self, block: int, head: int) -> bool:
+        """``block`` has at least ``confirmations`` blocks on top of it at ``head``."""
+        return head - block >= self.confirmations
+
+    # ----------------------------------------------------------- writing
+
+    def add(self, owner: Any, sub: int, block: int) -> None:
+        """Record a candidate seen at ``block`` (idempotent)."""
+        self._records.setdefault(int(block), set()).add((_owner(owner), int(sub)))
+
+    def add_event(self, event: Any) -> None:
+        """Record a ``PositionModified`` log: an Ape ``ContractLog`` or a
+        mapping with ``owner``, ``sub`` and ``block_number``."""
+        owner, sub = account_key(event)
+        block = event["block_number"] if isinstance(event, Mapping) else event.block_number
+        self.add(owner, sub, block)
+
+    def set_head(self, head: int) -> None:
+        """The chain head is ``head``: blocks up to ``head - confirmations`` are final."""
+        self.final_block = max(self.final_block, head - self.confirmations)
+
+    def rollback(self, to_block: int) -> None:
+        """A reorg replaced the blocks after ``to_block``: forget their candidates.
+
+        Final records stay; a reorg below the final block breaks the book's
+        assumption and a scan read after ``to_block`` may be stale: both set
+        ``needs_rescan`` (the scanned set stays, as candidates).
+        """
+        for block in [b for b in self._records if b > max(to_block, self.final_block)]:
+            del self._records[block]
+        if to_block < self.final_block or (self.scan_block is not None and self.scan_block > to_block):
+            self.needs_rescan = True
+
+    def apply_scan(
+        self, pages: Sequence[tuple[int, Sequence[Any]]], start_block: int, end_block: int | None = None
+    ) -> bool:
+        """Apply a scan of ``active_accounts``; return whether it was clean.
+
+        ``pages`` are the ``(total, accounts)`` answers for ``page_ranges(total)``,
+        in order, read between the states after ``start_block`` and after
+        ``end_block`` (default: all at ``start_block``). The scan is clean when
+        every page reports the same total, the pages hold exactly that many
+        accounts, and no candidate was recorded in ``(start_block, end_block]``
+        (the list's swap-and-pop may have moved an account across pages
+        meanwhile): feed the events up to ``end_block`` first. A clean scan
+        replaces the scanned set and drops the candidates recorded at or
+        before ``start_block`` (the scan saw their outcome); an unclean one only
+        adds its accounts.
+        """
+        end_block = start_block if end_block is None else end_block
+        keys = {account_key(item) for _, items in pages for item in items}
+        totals = {int(total) for total, _ in pages}
+        count = sum(len(items) for _, items in pages)
+        moved = any(start_block < b <= end_block for b in self._records)
+        if len(totals) != 1 or count != totals.pop() or moved:
+            self.scanned |= keys
+            return False
+        self.scanned = keys
+        self.scan_block = start_block
+        self.needs_rescan = False
+        for block in [b for b in self._records if b <= start_block]:
+            del self._records[block]
+        return True
+
+
+# --------------------------------------------------------------------------
+#                              Keeper duties
+# --------------------------------------------------------------------------
+
+
+def funding_due(markets: Mapping[int, model.Market], now: int, max_age_seconds: int) -> list[int]:
+    """Markets whose funding should be accrued (``accrue_funding(market)``).
+
+    Those with open interest, a valid price (the call needs it) and a stored
+    ``last_funding_time`` more than ``max_age_seconds`` before ``now``;
+    oldest first, ties by market id.
+    """
+    due = [
+        (m.last_funding_time, market_id)
+        for market_id, m in markets.items()
+        if m.long_oi + m.short_oi > 0 and price_ok(m) and now - m.last_funding_time > max_age_seconds
+    ]
+    return [market_id for _, market_id in sorted(due)]
+
+
+@dataclass
+class FailureTracker:
+    """Counts consecutive failures (reverts, RPC errors); ``tripped`` once
+    ``max_consecutive`` are reached, until the next success or ``reset``."""
+
+    max_consecutive: int
+    consecutive: int = 0
+    total_failures: int = 0
+    last_reason: str | None = None
+    reasons: list[str] = field(default_factory=list)  # of the current streak
+
+    def __post_init__(self) -> None:
+        if self.max_consecutive <= 0:
+            raise ValueError("max_consecutive must be positive")
+
+    @property
+    def tripped(self) -> bool:
+        return self.consecutive >= self.max_consecutive
+
+    def record_success(self) -> None:
+        self.consecutive = 0
+        self.reasons = []
+
+    def record_failure(self, reason: str) -> None:
+        self.consecutive += 1
+        self.total_failures += 1
+        self.last_reason = reason
+        self.reasons.append(reason)
+
+    def reset(self) -> None:
+        """Close the breaker by hand (e.g. after an operator fixed the cause)."""
+        self.record_success()
