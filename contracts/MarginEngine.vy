@@ -67,20 +67,17 @@ MARGIN_CALL: constant(uint8) = 1
 LIQUIDATABLE: constant(uint8) = 2
 BANKRUPT: constant(uint8) = 3
 
-# Hard bounds on risk parameters.
-MAX_FEE_RATE: constant(uint256) = 10**16                      # 1 % of notional
-MAX_FUNDING_RATE: constant(uint256) = 10**18 // 100 // 3600   # 1 % per hour at full skew
-MAX_HEARTBEAT: constant(uint256) = 2**32 - 1
-
-MASK16: constant(uint256) = 2**16 - 1
+MASK8: constant(uint256) = 2**8 - 1
 MASK32: constant(uint256) = 2**32 - 1
 MASK64: constant(uint256) = 2**64 - 1
 MASK128: constant(uint256) = 2**128 - 1
 MASK160: constant(uint256) = 2**160 - 1
 
-# Account word: bits 0-7 position count, bit 8 isolated flag, one 16-bit
-# market id per open position from bit 16, the balance (int112) from bit 144.
+# Account word: bits 0-7 position count, bit 8 isolated flag, one 8-bit
+# market id per open position from bit 16, the account's index in the
+# active-account list (32 bits) from bit 80, the balance (int112) from bit 144.
 ISOLATED_BIT: constant(uint256) = 256
+INDEX_SHIFT: constant(uint256) = 80
 MASK144: constant(uint256) = 2**144 - 1
 # Pool word: vault assets in the low 128 bits, insurance above, paused flag on top.
 PAUSED_BIT: constant(uint256) = 2**255
@@ -119,6 +116,8 @@ struct Fill:
 
 # @dev The ERC-4626 liquidity vault, counterparty of every trade; set once.
 vault: public(address)
+# @dev The only writer of market and global parameters (`set_configurator`).
+configurator: public(address)
 # @dev The pool word, read and written once per trade or liquidation:
 #      vault assets (int128, bits 0-127) | insurance fund (127 bits) << 128
 #      | paused flag (bit 255). Vault assets are LP capital plus trader
@@ -152,8 +151,9 @@ _oi: HashMap[uint256, uint256]
 _funding: HashMap[uint256, uint256]
 
 # @dev One word per sub-account: position count (bits 0-7), isolated flag
-#      (bit 8), one 16-bit market id per open position (bits 16-143) and the
-#      settlement-asset balance in token units (int112, bits 144-255; negative
+#      (bit 8), one 8-bit market id per open position (bits 16-79), the
+#      account's index in `active_accounts` while it has positions (bits
+#      80-111), and the settlement-asset balance in token units (int112, bits 144-255; negative
 #      only transiently: bad debt is cleared when the last position closes).
 _meta: HashMap[address, HashMap[uint16, uint256]]
 # @dev Position size (base units, 18 decimals, positive = long).
@@ -162,6 +162,12 @@ _pos_size: HashMap[address, HashMap[uint16, HashMap[uint256, int256]]]
 _pos_data: HashMap[address, HashMap[uint16, HashMap[uint256, uint256]]]
 # @dev owner => operator => may trade for owner.
 operators: public(HashMap[address, HashMap[address, bool]])
+# @dev Number of sub-accounts with at least one open position.
+active_count: public(uint256)
+# @dev The sub-accounts with open positions, at indices 0 .. active_count - 1,
+#      each as owner (160 bits) | sub << 160; an account leaves by swapping
+#      in the last entry. Entries at or past `active_count` are stale.
+active_accounts: public(HashMap[uint256, uint256])
 
 
 # --------------------------------------------------------------------------
@@ -444,142 +450,112 @@ def vault_withdraw(receiver: address, amount: uint256):
 # --------------------------------------------------------------------------
 
 @external
-def add_market(
-    feed: address,
-    heartbeat: uint256,
-    min_price: uint256,
-    max_price: uint256,
-    params: IMarginEngine.MarketParams,
-) -> uint256:
+def set_configurator(configurator: address):
     """
-    @notice List a perpetual market priced by a Chainlink feed.
-    @dev DEFAULT_ADMIN only.
-    @param feed AggregatorV3Interface of the base asset in USD.
-    @param heartbeat Seconds a round stays valid.
-    @param min_price Lowest valid price (WAD).
-    @param max_price Highest valid price (WAD).
-    @param params The market's risk parameters (bounded as in `set_market_params`).
-    @return The new market id.
+    @notice Name the contract that writes market and global parameters.
+    @dev DEFAULT_ADMIN only. The configurator (`EngineConfigurator`) holds
+         the listing, oracle, risk-parameter, vault and pause logic, checks
+         the caller's role on this contract and enforces every hard bound;
+         the engine stores what it is given. Replacing it changes those
+         rules, so the admin sits behind a timelock in production.
+    @param configurator The new configurator.
     """
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
-    market: uint256 = self.market_count
-    assert market < MAX_MARKETS, "engine: too many markets"
-    self.market_count = market + 1
-    self._set_oracle(market, feed, heartbeat, min_price, max_price)
-    self._funding[market] = block.timestamp << 128
-    self._set_market_params(market, params, 0)
-    log IMarginEngine.MarketAdded(market=market, feed=feed)
-    return market
+    assert configurator != empty(address), "engine: zero address"
+    self.configurator = configurator
+    log IMarginEngine.ConfiguratorSet(configurator=configurator)
 
 
 @external
-def set_oracle(market: uint256, feed: address, heartbeat: uint256, min_price: uint256, max_price: uint256):
+def store_oracle(market: uint256, oracle: uint256, bounds: uint256):
     """
-    @notice Replace a market's price feed and its validity bounds.
-    @dev DEFAULT_ADMIN only.
+    @notice Store a market's packed oracle and bounds words; a `market` equal
+            to `market_count` lists a new market.
+    @dev Configurator only (it validates and logs). Layouts: see `_oracle`, `_bounds`.
+    @param market The market id, or `market_count` to list one.
+    @param oracle feed | heartbeat << 160 | 10**(18 - decimals) << 192.
+    @param bounds min_price | max_price << 128 (WAD).
+    """
+    self._only_configurator()
+    count: uint256 = self.market_count
+    if market == count:
+        assert market < MAX_MARKETS, "engine: too many markets"
+        self.market_count = count + 1
+        self._funding[market] = block.timestamp << 128
+    else:
+        assert market < count, "engine: unknown market"
+    self._oracle[market] = oracle
+    self._bounds[market] = bounds
+
+
+@external
+def store_market_params(market: uint256, rates: uint256, limits: uint256, funding_rate_max: uint256):
+    """
+    @notice Store a market's packed risk words after accruing funding at the
+            old rate (which needs a valid price when the market has open interest).
+    @dev Configurator only (it validates and logs). Layouts: see `_rates`, `_limits`, `_funding`.
     @param market The market id.
-    @param feed AggregatorV3Interface of the base asset in USD.
-    @param heartbeat Seconds a round stays valid.
-    @param min_price Lowest valid price (WAD).
-    @param max_price Highest valid price (WAD).
+    @param rates imr | mmr << 64 | fee_rate << 128 | liq_fee << 192.
+    @param limits max_oi | min_notional << 128.
+    @param funding_rate_max Funding rate per second at full skew (WAD).
     """
-    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
-    assert market < self.market_count, "engine: unknown market"
-    self._set_oracle(market, feed, heartbeat, min_price, max_price)
+    self._only_configurator()
+    self._accrue(market, funding_rate_max)
+    self._rates[market] = rates
+    self._limits[market] = limits
 
 
 @external
-def set_market_params(market: uint256, params: IMarginEngine.MarketParams):
+def store_globals(liq_rates: uint256, liq_rewards: uint256, reserve_factor: uint256):
     """
-    @notice Set a market's risk parameters within hard bounds.
-    @dev RISK_MANAGER only. Funding is accrued first at the old rate, which
-         needs a valid price when the market has open interest.
-         Bounds: 0 < mmr < imr <= 1, 0 < liq_fee < mmr, fee_rate <= 1 %,
-         funding_rate_max <= 1 % per hour.
-    @param market The market id.
-    @param params The new parameters.
-    """
-    access_control._check_role(RISK_MANAGER_ROLE, msg.sender)
-    assert market < self.market_count, "engine: unknown market"
-    oi: uint256 = self._oi[market]
-    fslot: uint256 = self._funding[market]
-    index: int256 = self._unpack_i128(fslot & MASK128)
-    if oi != 0:
-        index = self._index_now(self._price(market, True)[0], oi, fslot)
-    self._set_market_params(market, params, index)
-
-
-@external
-def set_liquidation_params(params: IMarginEngine.LiquidationParams):
-    """
-    @notice Set the liquidation buffer, liquidator share and reward bounds.
-    @dev RISK_MANAGER only. buffer <= 1, liquidator_share <= 1, floor <= cap.
-    @param params The new parameters.
-    """
-    access_control._check_role(RISK_MANAGER_ROLE, msg.sender)
-    assert (
-        params.buffer <= WAD
-        and params.liquidator_share <= WAD
-        and params.reward_floor <= params.reward_cap
-        and params.reward_cap <= MASK128
-    ), "engine: bad params"
-    self._liq_rates = params.buffer | (params.liquidator_share << 128)
-    self._liq_rewards = params.reward_floor | (params.reward_cap << 128)
-    log IMarginEngine.LiquidationParamsSet(
-        buffer=params.buffer,
-        liquidator_share=params.liquidator_share,
-        reward_floor=params.reward_floor,
-        reward_cap=params.reward_cap,
-    )
-
-
-@external
-def set_reserve_factor(reserve_factor: uint256):
-    """
-    @notice Set the share of the vault's net exposure LPs cannot withdraw.
-    @dev RISK_MANAGER only; at most 1 (WAD).
+    @notice Store the liquidation words and the vault reserve factor.
+    @dev Configurator only (it validates and logs).
+    @param liq_rates buffer | liquidator_share << 128 (WAD).
+    @param liq_rewards reward floor | cap << 128 (settlement-token units).
     @param reserve_factor WAD fraction.
     """
-    access_control._check_role(RISK_MANAGER_ROLE, msg.sender)
-    assert reserve_factor <= WAD, "engine: bad params"
+    self._only_configurator()
+    self._liq_rates = liq_rates
+    self._liq_rewards = liq_rewards
     self.reserve_factor = reserve_factor
-    log IMarginEngine.ReserveFactorSet(reserve_factor=reserve_factor)
 
 
 @external
-def set_vault(vault: address):
+def store_vault(vault: address):
     """
     @notice Connect the liquidity vault; once only.
-    @dev DEFAULT_ADMIN only.
+    @dev Configurator only.
     @param vault The LiquidityVault deployed over this engine.
     """
-    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    self._only_configurator()
     assert self.vault == empty(address), "engine: vault set"
-    assert vault != empty(address), "engine: zero address"
     self.vault = vault
-    log IMarginEngine.VaultSet(vault=vault)
 
 
 @external
-def pause():
+def store_paused(paused: bool):
     """
-    @notice Stop new risk (opens and increases). Exits keep working.
-    @dev GUARDIAN only.
+    @notice Set or clear the flag that stops new risk.
+    @dev Configurator only (the GUARDIAN calls it there).
+    @param paused True stops opens and increases.
     """
-    access_control._check_role(GUARDIAN_ROLE, msg.sender)
-    self._pool |= PAUSED_BIT
-    log IMarginEngine.Paused(account=msg.sender)
+    self._only_configurator()
+    if paused:
+        self._pool |= PAUSED_BIT
+    else:
+        self._pool &= ~PAUSED_BIT
 
 
 @external
-def unpause():
+def accrue_funding(market: uint256) -> int256:
     """
-    @notice Allow new risk again.
-    @dev GUARDIAN only.
+    @notice Bring a market's funding index forward to now (a keeper duty:
+            the index then follows the price path between trades).
+    @dev Anyone. Needs a valid price when the market has open interest.
+    @param market The market id.
+    @return The funding index now (WAD USD per base unit).
     """
-    access_control._check_role(GUARDIAN_ROLE, msg.sender)
-    self._pool &= ~PAUSED_BIT
-    log IMarginEngine.Unpaused(account=msg.sender)
+    return self._accrue(market, self._funding[market] >> 192)
 
 
 # --------------------------------------------------------------------------
@@ -750,8 +726,9 @@ def account_meta(owner: address, sub: uint16) -> uint256:
             market ids and balance, decoded by `MarginLens`.
     @param owner The account owner.
     @param sub The sub-account.
-    @return Bits 0-7 count, bit 8 isolated, 16-bit market ids from bit 16,
-            the balance (int112) from bit 144.
+    @return Bits 0-7 count, bit 8 isolated, 8-bit market ids from bit 16,
+            the active-list index (32 bits) from bit 80, the balance
+            (int112) from bit 144.
     """
     return self._meta[owner][sub]
 
@@ -940,25 +917,52 @@ def _write_position(
         self._pos_size[owner][sub][market] = 0
         self._pos_data[owner][sub][market] = 0
         # Remove `market`: move the last id into its place.
-        last_id: uint256 = (meta >> (16 + 16 * (count - 1))) & MASK16
+        last_id: uint256 = (meta >> (8 + 8 * count)) & MASK8
         for i: uint256 in range(MAX_POSITIONS):
             if i >= count:
                 break
-            bit: uint256 = 16 + 16 * i
-            if (meta >> bit) & MASK16 == market:
-                new_meta = new_meta & ~(MASK16 << bit) | (last_id << bit)
+            bit: uint256 = 16 + 8 * i
+            if (meta >> bit) & MASK8 == market:
+                new_meta = new_meta & ~(MASK8 << bit) | (last_id << bit)
                 break
-        new_meta = new_meta & ~(MASK16 << (16 + 16 * (count - 1)))
+        new_meta = new_meta & ~(MASK8 << (8 + 8 * count))
         new_meta -= 1
+        if count == 1:
+            new_meta = self._leave_active(new_meta)
     else:
         if size == 0:
             assert count < MAX_POSITIONS, "engine: too many positions"
             assert meta & ISOLATED_BIT == 0 or count == 0, "engine: isolated"
-            new_meta = meta + 1 | (market << (16 + 16 * count))
+            new_meta = meta + 1 | (market << (16 + 8 * count))
+            if count == 0:
+                # First position: append the account to the active list.
+                active: uint256 = self.active_count
+                self.active_accounts[active] = convert(convert(owner, uint160), uint256) | (convert(sub, uint256) << 160)
+                self.active_count = active + 1
+                new_meta = new_meta & ~(MASK32 << INDEX_SHIFT) | (active << INDEX_SHIFT)
         self._pos_size[owner][sub][market] = new_size
         assert entry <= MASK128  # dev: entry price overflow
         self._pos_data[owner][sub][market] = entry | (self._pack_i128(index) << 128)
     return new_meta
+
+
+@internal
+def _leave_active(meta: uint256) -> uint256:
+    """
+    @dev Remove an account that just closed its last position from the
+         active list: the list's last entry takes its place (its account
+         word records the new index). Returns `meta` without the index.
+    """
+    index: uint256 = (meta >> INDEX_SHIFT) & MASK32
+    last: uint256 = self.active_count - 1
+    if index != last:
+        moved: uint256 = self.active_accounts[last]
+        self.active_accounts[index] = moved
+        mover: address = convert(convert(moved & MASK160, uint160), address)
+        mover_sub: uint16 = convert(moved >> 160, uint16)
+        self._meta[mover][mover_sub] = self._meta[mover][mover_sub] & ~(MASK32 << INDEX_SHIFT) | (index << INDEX_SHIFT)
+    self.active_count = last
+    return meta & ~(MASK32 << INDEX_SHIFT)
 
 
 @internal
@@ -1116,7 +1120,7 @@ def _value_positions(
     for i: uint256 in range(MAX_POSITIONS):
         if i >= meta & 255:
             break
-        market: uint256 = (meta >> (16 + 16 * i)) & MASK16
+        market: uint256 = (meta >> (16 + 8 * i)) & MASK8
         price: uint256 = hot_price
         index: int256 = hot_index
         if market != hot:
@@ -1239,6 +1243,12 @@ def _credit(owner: address, sub: uint16, amount: uint256):
 
 @view
 @internal
+def _only_configurator():
+    assert msg.sender == self.configurator, "engine: not configurator"
+
+
+@view
+@internal
 def _check_asset(asset: address, amount: uint256):
     assert amount > 0, "engine: zero amount"
     assert asset == SETTLEMENT_ASSET, "engine: unknown asset"
@@ -1298,45 +1308,20 @@ def _price(market: uint256, strict: bool) -> (uint256, bool):
 
 
 @internal
-def _set_oracle(market: uint256, feed: address, heartbeat: uint256, min_price: uint256, max_price: uint256):
-    assert (
-        heartbeat > 0 and heartbeat <= MAX_HEARTBEAT and min_price > 0 and min_price < max_price and max_price <= MASK128
-    ), "engine: bad oracle"
-    decimals: uint256 = convert(staticcall AggregatorV3(feed).decimals(), uint256)
-    assert decimals <= 18, "engine: bad oracle"
-    self._oracle[market] = convert(convert(feed, uint160), uint256) | (heartbeat << 160) | (10 ** (18 - decimals) << 192)
-    self._bounds[market] = min_price | (max_price << 128)
-    log IMarginEngine.OracleSet(
-        market=market, feed=feed, heartbeat=heartbeat, min_price=min_price, max_price=max_price
-    )
-
-
-@internal
-def _set_market_params(market: uint256, p: IMarginEngine.MarketParams, index: int256):
-    # Hard bounds: 0 < liq_fee < mmr < imr <= 1, fee <= 1 %, funding <= 1 %/hour.
-    assert (
-        p.liq_fee > 0
-        and p.liq_fee < p.mmr
-        and p.mmr < p.imr
-        and p.imr <= WAD
-        and p.fee_rate <= MAX_FEE_RATE
-        and p.funding_rate_max <= MAX_FUNDING_RATE
-        and p.max_oi <= MASK128
-        and p.min_notional <= MASK128
-    ), "engine: bad params"
-    self._rates[market] = p.imr | (p.mmr << 64) | (p.fee_rate << 128) | (p.liq_fee << 192)
-    self._limits[market] = p.max_oi | (p.min_notional << 128)
-    self._funding[market] = self._pack_i128(index) | (block.timestamp << 128) | (p.funding_rate_max << 192)
-    log IMarginEngine.MarketParamsSet(
-        market=market,
-        imr=p.imr,
-        mmr=p.mmr,
-        fee_rate=p.fee_rate,
-        liq_fee=p.liq_fee,
-        max_oi=p.max_oi,
-        min_notional=p.min_notional,
-        funding_rate_max=p.funding_rate_max,
-    )
+def _accrue(market: uint256, funding_rate_max: uint256) -> int256:
+    """
+    @dev Accrue a market's funding index to now and store it with
+         `funding_rate_max`; returns the index.
+    """
+    assert market < self.market_count, "engine: unknown market"
+    oi: uint256 = self._oi[market]
+    fslot: uint256 = self._funding[market]
+    index: int256 = self._unpack_i128(fslot & MASK128)
+    if oi != 0:
+        index = self._index_now(self._price(market, True)[0], oi, fslot)
+    self._funding[market] = self._pack_i128(index) | (block.timestamp << 128) | (funding_rate_max << 192)
+    log IMarginEngine.FundingAccrued(market=market, index=index)
+    return index
 
 
 # --------------------------------------------------------------------------

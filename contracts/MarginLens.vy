@@ -4,27 +4,88 @@
 @title MarginLens
 @notice Read-only views over a MarginEngine that would not fit in the
         engine's 24,576 bytes: decoded market configuration and state, a
-        sub-account's open markets and mode, and liquidation prices.
+        sub-account's open markets and mode, liquidation prices, and the
+        batch views liquidator bots read: snapshots of many accounts in one
+        call (by key or by page of the engine's list of accounts with open
+        positions), every market at once, and liquidation quotes.
 @dev    Stateless; it reads only the engine's public views, so it can be
         redeployed at will. Nothing here can stop new risk or exits: it has
-        no state-changing function.
+        no state-changing function. The batch views never revert because of
+        one account or market: engine views that call a price feed are made
+        with `raw_call` and a failure is reported in an `ok` flag.
 """
 
 from .interfaces import IMarginEngine
 
 WAD: constant(uint256) = 10**18
-MASK16: constant(uint256) = 2**16 - 1
+MASK8: constant(uint256) = 2**8 - 1
 MASK32: constant(uint256) = 2**32 - 1
 MASK64: constant(uint256) = 2**64 - 1
 MASK128: constant(uint256) = 2**128 - 1
 MASK160: constant(uint256) = 2**160 - 1
 MAX_POSITIONS: constant(uint256) = 8
+MAX_MARKETS: constant(uint256) = 64
+# @dev Most accounts one batch view returns (about 30k gas each for one position).
+MAX_BATCH: public(constant(uint256)) = 200
+LIQUIDATABLE: constant(uint8) = 2
+
+
+# @dev An account: owner and sub-account.
+struct AccountKey:
+    owner: address
+    sub: uint16
+
+
+# @dev A stored position: what the reference model needs to value it.
+struct PositionSnapshot:
+    market: uint256
+    size: int256            # base units, 18 decimals, positive = long
+    entry_price: uint256    # WAD
+    funding_index: int256   # market funding index at the last settlement
+
+
+# @dev One account as a bot reads it: the ledger and the engine's valuation.
+struct AccountSnapshot:
+    owner: address
+    sub: uint16
+    balance: int256                      # settlement-token units
+    isolated: bool
+    ok: bool                             # the engine's views answered (else state and positions are empty)
+    state: IMarginEngine.AccountState    # the engine's `account()`
+    positions: DynArray[PositionSnapshot, MAX_POSITIONS]
+
+
+# @dev One market: its price now, parameters and stored funding state.
+struct MarketSnapshot:
+    market: uint256
+    price: uint256                       # WAD, 0 when invalid
+    price_ok: bool
+    params: IMarginEngine.MarketParams
+    long_oi: uint256
+    short_oi: uint256
+    funding_index: int256                # stored index (bring it forward to now off-chain)
+    last_funding_time: uint256
+
+
+# @dev What `liquidate(owner, sub, market, |size|)` would do in this block.
+struct LiquidationQuote:
+    liquidatable: bool       # status LIQUIDATABLE or BANKRUPT with valid prices
+    size: uint256            # base units closed (0: not liquidatable, or no position)
+    price: uint256           # execution (oracle) price, WAD
+    penalty: uint256         # settlement-token units paid by the account
+    reward: uint256          # credited to the liquidator's sub-account 0
+    insurance_share: uint256 # penalty - reward, to the insurance fund
 
 
 interface IEngineWords:
     def market_words(market: uint256) -> (uint256, uint256, uint256, uint256, uint256, uint256): view
     def account_meta(owner: address, sub: uint16) -> uint256: view
     def oracle_price(market: uint256) -> (uint256, bool): view
+    def active_count() -> uint256: view
+    def active_accounts(index: uint256) -> uint256: view
+    def market_count() -> uint256: view
+    def liquidation_params() -> IMarginEngine.LiquidationParams: view
+    def SCALE() -> uint256: view
 
 
 # @dev The engine read by every view.
@@ -48,16 +109,7 @@ def market_params(market: uint256) -> IMarginEngine.MarketParams:
     @param market The market id.
     @return The parameters.
     """
-    words: uint256[6] = self._words(market)
-    return IMarginEngine.MarketParams(
-        imr=words[2] & MASK64,
-        mmr=(words[2] >> 64) & MASK64,
-        fee_rate=(words[2] >> 128) & MASK64,
-        liq_fee=words[2] >> 192,
-        max_oi=words[3] & MASK128,
-        min_notional=words[3] >> 128,
-        funding_rate_max=words[5] >> 192,
-    )
+    return self._params(self._words(market))
 
 
 @view
@@ -97,7 +149,7 @@ def market_state(market: uint256) -> IMarginEngine.MarketState:
     return IMarginEngine.MarketState(
         long_oi=words[4] & MASK128,
         short_oi=words[4] >> 128,
-        funding_index=convert(convert((words[5] & MASK128) << 128, bytes32), int256) >> 128,
+        funding_index=self._index(words[5]),
         last_funding_time=(words[5] >> 128) & MASK64,
     )
 
@@ -116,7 +168,7 @@ def open_markets(owner: address, sub: uint16) -> DynArray[uint256, MAX_POSITIONS
     for i: uint256 in range(MAX_POSITIONS):
         if i >= meta & 255:
             break
-        result.append((meta >> (16 + 16 * i)) & MASK16)
+        result.append((meta >> (16 + 8 * i)) & MASK8)
     return result
 
 
@@ -173,6 +225,233 @@ def liquidation_price(owner: address, sub: uint16, market: uint256) -> uint256:
     if result <= 0:
         return 0
     return convert(result, uint256)
+
+
+# --------------------------------------------------------------------------
+#                              Views for bots
+# --------------------------------------------------------------------------
+
+@view
+@external
+def accounts(keys: DynArray[AccountKey, MAX_BATCH]) -> DynArray[AccountSnapshot, MAX_BATCH]:
+    """
+    @notice Snapshots of many accounts in one call.
+    @dev Never reverts because of one account (see `AccountSnapshot.ok`).
+    @param keys Up to `MAX_BATCH` (owner, sub) pairs.
+    @return One snapshot per key, in order.
+    """
+    result: DynArray[AccountSnapshot, MAX_BATCH] = []
+    for key: AccountKey in keys:
+        result.append(self._snapshot(key.owner, key.sub))
+    return result
+
+
+@view
+@external
+def active_accounts(start: uint256, count: uint256) -> (uint256, DynArray[AccountSnapshot, MAX_BATCH]):
+    """
+    @notice A page of the engine's list of accounts with open positions,
+            as snapshots: entries `start` .. `start + count - 1`.
+    @dev The list changes as positions open and close (a leaving account's
+         place is taken by the last entry), so a scan across blocks may miss
+         or repeat an account that moved: read all pages at one block.
+    @param start First index.
+    @param count Entries wanted (at most `MAX_BATCH` are returned).
+    @return The list's length and the page.
+    """
+    total: uint256 = staticcall IEngineWords(ENGINE).active_count()
+    result: DynArray[AccountSnapshot, MAX_BATCH] = []
+    for i: uint256 in range(MAX_BATCH):
+        if i >= count or start + i >= total:
+            break
+        entry: uint256 = staticcall IEngineWords(ENGINE).active_accounts(start + i)
+        result.append(self._snapshot(convert(convert(entry & MASK160, uint160), address), convert(entry >> 160, uint16)))
+    return total, result
+
+
+@view
+@external
+def markets() -> DynArray[MarketSnapshot, MAX_MARKETS]:
+    """
+    @notice Every market's price, parameters and stored funding state.
+    @dev A feed that reverts gives `price_ok` False instead of a revert.
+    @return One snapshot per market id.
+    """
+    result: DynArray[MarketSnapshot, MAX_MARKETS] = []
+    count: uint256 = staticcall IEngineWords(ENGINE).market_count()
+    for market: uint256 in range(MAX_MARKETS):
+        if market >= count:
+            break
+        words: uint256[6] = self._words(market)
+        price: uint256 = 0
+        ok: bool = False
+        price, ok = self._oracle_price(market)
+        result.append(
+            MarketSnapshot(
+                market=market,
+                price=price,
+                price_ok=ok,
+                params=self._params(words),
+                long_oi=words[4] & MASK128,
+                short_oi=words[4] >> 128,
+                funding_index=self._index(words[5]),
+                last_funding_time=(words[5] >> 128) & MASK64,
+            )
+        )
+    return result
+
+
+@view
+@external
+def quote_liquidation(owner: address, sub: uint16, market: uint256) -> LiquidationQuote:
+    """
+    @notice What `liquidate(owner, sub, market, max_size)` with a `max_size`
+            of the whole position would do now: the size closed, the
+            penalty, the liquidator's reward and the insurance fund's share.
+    @dev Mirrors `MarginEngine.liquidate` (docs/engine-spec.md "Liquidation"):
+         q from the deficit to `mm_required * (1 + buffer)` plus 3 token
+         units and 8 wei, a dust remainder closed too; the penalty capped at
+         the equity less 2 units; the reward clamped to [floor, cap] and to
+         the penalty. Exact in the block it is read; funding moves it later.
+         A zero quote with `liquidatable` False when prices are invalid or the
+         status is HEALTHY or MARGIN_CALL.
+    @param owner The account owner.
+    @param sub The sub-account.
+    @param market The market whose position would be reduced.
+    @return The quote.
+    """
+    quote: LiquidationQuote = empty(LiquidationQuote)
+    state: IMarginEngine.AccountState = staticcall IMarginEngine(ENGINE).account(owner, sub)
+    if not state.prices_ok or state.status < LIQUIDATABLE:
+        return quote
+    quote.liquidatable = True
+    pos: IMarginEngine.Position = staticcall IMarginEngine(ENGINE).position(owner, sub, market)
+    if pos.size == 0:
+        return quote
+    ok: bool = False
+    quote.price, ok = staticcall IEngineWords(ENGINE).oracle_price(market)
+    words: uint256[6] = self._words(market)
+    rates: uint256 = words[2]
+    liq: IMarginEngine.LiquidationParams = staticcall IEngineWords(ENGINE).liquidation_params()
+    scale: uint256 = staticcall IEngineWords(ENGINE).SCALE()
+
+    # q = N / P with N = (mm (1 + b) - E + 3 units + 8) / (mmr (1 + b) - liq_fee), both up.
+    target: uint256 = self._mul_div_up(state.mm_required, WAD + liq.buffer, WAD)
+    deficit: uint256 = convert(convert(target, int256) - state.equity_maint, uint256) + 3 * scale + 8
+    denom: uint256 = ((rates >> 64) & MASK64) * (WAD + liq.buffer) // WAD - (rates >> 192)
+    abs_size: uint256 = convert(abs(pos.size), uint256)
+    q: uint256 = min(self._mul_div_up(self._mul_div_up(deficit, WAD, denom), WAD, quote.price), abs_size)
+    if q < abs_size and self._mul_div_up(abs_size - q, quote.price, WAD) < words[3] >> 128:
+        q = abs_size
+    quote.size = q
+
+    fee: uint256 = self._mul_div_up(self._mul_div_up(q, quote.price, WAD), rates >> 192, WAD)
+    quote.penalty = min(
+        (fee + scale - 1) // scale,
+        convert(max(state.equity_maint - convert(2 * scale + 2, int256), 0), uint256) // scale,
+    )
+    quote.reward = min(
+        min(max(quote.penalty * liq.liquidator_share // WAD, liq.reward_floor), liq.reward_cap), quote.penalty
+    )
+    quote.insurance_share = quote.penalty - quote.reward
+    return quote
+
+
+# --------------------------------------------------------------------------
+#                                 Internal
+# --------------------------------------------------------------------------
+
+@view
+@internal
+def _snapshot(owner: address, sub: uint16) -> AccountSnapshot:
+    """
+    @dev One account: its word, the engine's `account()` and each stored
+         position, with `raw_call` so that a reverting feed only clears `ok`.
+    """
+    meta: uint256 = staticcall IEngineWords(ENGINE).account_meta(owner, sub)
+    snapshot: AccountSnapshot = empty(AccountSnapshot)
+    snapshot.owner = owner
+    snapshot.sub = sub
+    snapshot.balance = convert(convert(meta, bytes32), int256) >> 144
+    snapshot.isolated = meta & 256 != 0
+    success: bool = False
+    response: Bytes[224] = b""
+    success, response = raw_call(
+        ENGINE,
+        abi_encode(owner, sub, method_id=method_id("account(address,uint16)")),
+        max_outsize=224,
+        is_static_call=True,
+        revert_on_failure=False,
+    )
+    if not success:
+        return snapshot
+    snapshot.state = abi_decode(response, IMarginEngine.AccountState)
+    for i: uint256 in range(MAX_POSITIONS):
+        if i >= meta & 255:
+            break
+        market: uint256 = (meta >> (16 + 8 * i)) & MASK8
+        position: Bytes[224] = b""
+        success, position = raw_call(
+            ENGINE,
+            abi_encode(owner, sub, market, method_id=method_id("position(address,uint16,uint256)")),
+            max_outsize=224,
+            is_static_call=True,
+            revert_on_failure=False,
+        )
+        if not success:
+            snapshot.state = empty(IMarginEngine.AccountState)
+            snapshot.positions = []
+            return snapshot
+        pos: IMarginEngine.Position = abi_decode(position, IMarginEngine.Position)
+        snapshot.positions.append(
+            PositionSnapshot(market=market, size=pos.size, entry_price=pos.entry_price, funding_index=pos.funding_index)
+        )
+    snapshot.ok = True
+    return snapshot
+
+
+@view
+@internal
+def _oracle_price(market: uint256) -> (uint256, bool):
+    success: bool = False
+    response: Bytes[64] = b""
+    success, response = raw_call(
+        ENGINE,
+        abi_encode(market, method_id=method_id("oracle_price(uint256)")),
+        max_outsize=64,
+        is_static_call=True,
+        revert_on_failure=False,
+    )
+    if not success:
+        return 0, False
+    return abi_decode(response, (uint256, bool))
+
+
+@pure
+@internal
+def _params(words: uint256[6]) -> IMarginEngine.MarketParams:
+    return IMarginEngine.MarketParams(
+        imr=words[2] & MASK64,
+        mmr=(words[2] >> 64) & MASK64,
+        fee_rate=(words[2] >> 128) & MASK64,
+        liq_fee=words[2] >> 192,
+        max_oi=words[3] & MASK128,
+        min_notional=words[3] >> 128,
+        funding_rate_max=words[5] >> 192,
+    )
+
+
+@pure
+@internal
+def _index(funding_word: uint256) -> int256:
+    # the int128 funding index in the low 128 bits of the funding word
+    return convert(convert((funding_word & MASK128) << 128, bytes32), int256) >> 128
+
+
+@pure
+@internal
+def _mul_div_up(x: uint256, y: uint256, d: uint256) -> uint256:
+    return (x * y + d - 1) // d
 
 
 @view

@@ -179,10 +179,10 @@ class _System:
         price = EXTRA_MARKET_PRICE * WAD
         while int(self.engine.market_count()) < int(self.engine.MAX_POSITIONS()):
             feed = project.MockAggregator.deploy(8, EXTRA_MARKET_PRICE * 10**8, sender=actors.admin)
-            receipt = self.engine.add_market(
+            self.d.configurator.add_market(
                 feed.address, 3600, price // 100, price * 100, template.params(), sender=actors.admin
             )
-            market = int(receipt.events.filter(self.engine.MarketAdded)[0].market)
+            market = int(self.engine.market_count()) - 1
             self.feeds[market] = feed
             self.prices[market] = price
 

@@ -14,17 +14,21 @@ Order of operations:
 
 1. the settlement token (a ``MockERC20`` "USD Coin"/"USDC" when
    ``settlement_asset`` is ``None``);
-2. ``MarginEngine.deploy(settlement_asset)`` (the deployer is the admin);
+2. ``MarginEngine.deploy(settlement_asset)`` (the deployer is the admin),
+   ``EngineConfigurator.deploy(engine)`` and ``engine.set_configurator(...)``;
 3. ``LiquidityVault.deploy(engine, vault_name, vault_symbol)``, then
-   ``engine.set_vault(vault)``, and ``MarginLens.deploy(engine)``;
-4. the deployer grants itself ``RISK_MANAGER_ROLE``;
+   ``configurator.set_vault(vault)``, and ``MarginLens.deploy(engine)``;
+4. the deployer grants itself ``RISK_MANAGER_ROLE`` (roles live on the engine);
 5. per market: a ``MockAggregator`` when ``feed`` is ``None``, then
-   ``engine.add_market(feed, heartbeat, min_price, max_price, MarketParams)``;
-6. ``engine.set_liquidation_params(...)``, ``engine.set_reserve_factor(...)``;
+   ``configurator.add_market(feed, heartbeat, min_price, max_price, MarketParams)``;
+6. ``configurator.set_liquidation_params(...)``, ``configurator.set_reserve_factor(...)``;
 7. roles from the configuration; the deployer renounces ``RISK_MANAGER_ROLE``
    when another risk manager is configured.
 
 Ape is imported inside the functions, so importing this module is cheap.
+The same sequence deploys on titanoboa (the fuzzing and differential
+harnesses): pass ``contracts=`` a function from a contract name to something
+with ``deploy(*args, sender=...)``, e.g. ``boa.load_partial(path)``.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ class Deployment:
     settlement: ContractInstance
     """The settlement token (a ``MockERC20`` ABI; only ERC-20 calls work on a real token)."""
     engine: ContractInstance
+    configurator: ContractInstance
+    """Writes markets and parameters into the engine (``EngineConfigurator``)."""
     vault: ContractInstance
     lens: ContractInstance
     """Read-only views over the engine (``MarginLens``)."""
@@ -67,6 +73,7 @@ class Deployment:
         out = {
             "settlement_asset": str(self.settlement.address),
             "engine": str(self.engine.address),
+            "configurator": str(self.configurator.address),
             "vault": str(self.vault.address),
             "lens": str(self.lens.address),
         }
@@ -79,22 +86,12 @@ def _echo(msg: str) -> None:
     print(msg, flush=True)
 
 
-def _market_id_from_receipt(engine: Any, receipt: Any) -> int | None:
-    """The id in the engine's ``MarketAdded`` log, if the receipt carries it."""
-    try:
-        logs = receipt.events.filter(engine.MarketAdded)
-    except Exception:  # noqa: BLE001 - no such event / logs unavailable
-        return None
-    if not logs:
-        return None
-    return int(logs[-1].market)
-
-
 def deploy(
     config: DeployConfig,
     deployer: AccountAPI,
     *,
     log: Callable[[str], None] | None = _echo,
+    contracts: Callable[[str], Any] | None = None,
 ) -> Deployment:
     """Deploys and configures the engine, its vault and (mock) feeds.
 
@@ -102,46 +99,58 @@ def deploy(
         config: the deployment configuration.
         deployer: the sending account; it becomes the engine's admin.
         log: progress printer (``None`` for silence).
+        contracts: contract name -> deployer (default: Ape's ``project``);
+            only fresh mocks can be deployed this way (``settlement_asset``
+            and ``feed`` must be ``None``).
 
     Returns:
         The :class:`Deployment` (contract instances and market ids).
     """
-    from ape import project
+    if contracts is None:
+        from ape import project
+
+        def contracts(name: str) -> Any:
+            return getattr(project, name)
 
     say: Callable[[str], None] = log or (lambda _msg: None)
     tx = {"sender": deployer}
+    deployer_address = getattr(deployer, "address", deployer)
 
     # 1. Settlement token.
     if config.settlement_asset is None:
-        settlement = project.MockERC20.deploy(
+        settlement = contracts("MockERC20").deploy(
             "USD Coin", "USDC", config.settlement_decimals, **tx
         )
         mock_settlement = True
         say(f"MockERC20 USDC ({config.settlement_decimals} decimals): {settlement.address}")
     else:
-        settlement = project.MockERC20.at(config.settlement_asset, fetch_from_explorer=False)
+        settlement = contracts("MockERC20").at(config.settlement_asset, fetch_from_explorer=False)
         mock_settlement = False
         say(f"settlement asset: {settlement.address}")
 
     # 2-3. Engine and vault.
-    engine = project.MarginEngine.deploy(settlement.address, **tx)
+    engine = contracts("MarginEngine").deploy(settlement.address, **tx)
     say(f"MarginEngine: {engine.address}")
-    vault = project.LiquidityVault.deploy(
+    configurator = contracts("EngineConfigurator").deploy(engine.address, **tx)
+    engine.set_configurator(configurator.address, **tx)
+    say(f"EngineConfigurator: {configurator.address}")
+    vault = contracts("LiquidityVault").deploy(
         engine.address, config.vault_name, config.vault_symbol, **tx
     )
     say(f"LiquidityVault ({config.vault_symbol}): {vault.address}")
-    engine.set_vault(vault.address, **tx)
-    lens = project.MarginLens.deploy(engine.address, **tx)
+    configurator.set_vault(vault.address, **tx)
+    lens = contracts("MarginLens").deploy(engine.address, **tx)
     say(f"MarginLens: {lens.address}")
 
     # 4. The deployer configures risk as risk manager.
     risk_role = engine.RISK_MANAGER_ROLE()
-    if not engine.hasRole(risk_role, deployer.address):
-        engine.grantRole(risk_role, deployer.address, **tx)
+    if not engine.hasRole(risk_role, deployer_address):
+        engine.grantRole(risk_role, deployer_address, **tx)
 
     deployment = Deployment(
         settlement=settlement,
         engine=engine,
+        configurator=configurator,
         vault=vault,
         lens=lens,
         config=config,
@@ -150,17 +159,17 @@ def deploy(
     )
 
     # 5. Markets.
-    for index, market in enumerate(config.markets):
+    for market in config.markets:
         if market.feed is None:
-            feed = project.MockAggregator.deploy(
+            feed = contracts("MockAggregator").deploy(
                 market.feed_decimals, market.mock_answer(), **tx
             )
             feed.set_description(f"{market.name} / USD", **tx)
             deployment.mock_feeds.add(market.name)
             say(f"MockAggregator {market.name} / USD ({market.mock_price}): {feed.address}")
         else:
-            feed = project.MockAggregator.at(market.feed, fetch_from_explorer=False)
-        receipt = engine.add_market(
+            feed = contracts("MockAggregator").at(market.feed, fetch_from_explorer=False)
+        configurator.add_market(
             feed.address,
             market.heartbeat,
             market.min_price,
@@ -168,25 +177,23 @@ def deploy(
             market.params(),
             **tx,
         )
-        market_id = _market_id_from_receipt(engine, receipt)
-        if market_id is None:
-            market_id = index  # ids are given in listing order on a fresh engine
+        market_id = engine.market_count() - 1  # ids are given in listing order
         deployment.feeds[market.name] = feed
         deployment.markets[market.name] = market_id
         say(f"market {market_id}: {market.name}")
 
     # 6. Global risk parameters.
-    engine.set_liquidation_params(config.liquidation.params(), **tx)
-    engine.set_reserve_factor(config.reserve_factor, **tx)
+    configurator.set_liquidation_params(config.liquidation.params(), **tx)
+    configurator.set_reserve_factor(config.reserve_factor, **tx)
 
     # 7. Roles.
     roles = config.roles
     if roles.guardian is not None:
         engine.grantRole(engine.GUARDIAN_ROLE(), roles.guardian, **tx)
         say(f"GUARDIAN_ROLE -> {roles.guardian}")
-    if roles.risk_manager is not None and roles.risk_manager != deployer.address:
+    if roles.risk_manager is not None and roles.risk_manager != deployer_address:
         engine.grantRole(risk_role, roles.risk_manager, **tx)
-        engine.renounceRole(risk_role, deployer.address, **tx)
+        engine.renounceRole(risk_role, deployer_address, **tx)
         say(f"RISK_MANAGER_ROLE -> {roles.risk_manager} (deployer renounced)")
 
     return deployment

@@ -521,6 +521,13 @@ class Engine:
         assert seconds >= 0
         self.now += seconds
 
+    def accrue_funding(self, market_id: int) -> int:
+        """A keeper's poke: bring the market's funding index forward to now
+        (the engine needs a valid price when the market has open interest)."""
+        index = accrue(self._market(market_id), self.now)
+        self._log("FundingAccrued", market=market_id, index=index)
+        return index
+
     def pause(self) -> None:
         """Stop new risk (opens, increases, flips); everything else keeps running."""
         self.paused = True

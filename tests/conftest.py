@@ -108,6 +108,11 @@ def engine(system):
 
 
 @pytest.fixture(scope="session")
+def configurator(system):
+    return system.configurator
+
+
+@pytest.fixture(scope="session")
 def vault(system):
     return system.vault
 

@@ -21,7 +21,8 @@ from typing import Any
 
 from eth_abi import decode as abi_decode
 
-from margin_engine.config import DeployConfig, default_config
+from margin_engine.config import DeployConfig, RolesConfig, default_config
+from margin_engine.deploy import deploy
 from margin_engine.model import (
     BANKRUPT,
     LIQUIDATABLE,
@@ -141,10 +142,10 @@ class _EngineCalls:
         return self._tx(self.lp, self.vault.withdraw, amount, self.lp, self.lp)
 
     def pause(self) -> Any:
-        return self._tx(self.guardian, self.engine.pause)
+        return self._tx(self.guardian, self.configurator.pause)
 
     def unpause(self) -> Any:
-        return self._tx(self.guardian, self.engine.unpause)
+        return self._tx(self.guardian, self.configurator.unpause)
 
 
 class BoaSystem(_EngineCalls):
@@ -157,7 +158,10 @@ class BoaSystem(_EngineCalls):
         import boa
 
         if name not in cls._deployers:
-            cls._deployers[name] = boa.load_partial(str(CONTRACTS / name))
+            path = CONTRACTS / f"{name}.vy"
+            if not path.exists():
+                path = CONTRACTS / "test" / f"{name}.vy"
+            cls._deployers[name] = boa.load_partial(str(path))
         return cls._deployers[name]
 
     def __init__(self, config: DeployConfig, traders: int = 3, vault_funding: int = 1_000_000) -> None:
@@ -174,25 +178,11 @@ class BoaSystem(_EngineCalls):
         self.liquidator = env.generate_address("liquidator")
         self.funder = env.generate_address("funder")
         self.traders = [env.generate_address(f"trader{i}") for i in range(traders)]
-        with env.prank(self.admin):
-            self.token = self._deployer("test/MockERC20.vy").deploy("USD Coin", "USDC", self.decimals)
-            self.engine = self._deployer("MarginEngine.vy").deploy(self.token.address)
-            self.vault = self._deployer("LiquidityVault.vy").deploy(
-                self.engine.address, config.vault_name, config.vault_symbol
-            )
-            self.engine.set_vault(self.vault.address)
-            self.engine.grantRole(self.engine.RISK_MANAGER_ROLE(), self.admin)
-            self.engine.grantRole(self.engine.GUARDIAN_ROLE(), self.guardian)
-            self.feeds = []
-            for market in config.markets:
-                feed = self._deployer("test/MockAggregator.vy").deploy(market.feed_decimals, market.mock_answer())
-                self.engine.add_market(
-                    feed.address, market.heartbeat, market.min_price, market.max_price, market.params()
-                )
-                self.feeds.append(feed)
-            self.engine.set_liquidation_params(config.liquidation.params())
-            self.engine.set_reserve_factor(config.reserve_factor)
-            self.lens = self._deployer("MarginLens.vy").deploy(self.engine.address)
+        config = config.model_copy(update={"roles": RolesConfig(guardian=self.guardian)})
+        deployment = deploy(config, self.admin, log=None, contracts=self._deployer)
+        self.token, self.engine = deployment.settlement, deployment.engine
+        self.configurator, self.vault, self.lens = deployment.configurator, deployment.vault, deployment.lens
+        self.feeds = list(deployment.feeds.values())
         plenty = 10**15 * 10**self.decimals
         for actor in [self.lp, self.liquidator, self.funder, *self.traders]:
             self.token.mint(actor, plenty)
@@ -289,6 +279,7 @@ class ApeSystem(_EngineCalls):
         self.ape = ape
         self.chain = chain
         self.engine = system.engine
+        self.configurator = system.configurator
         self.vault = system.vault
         self.token = system.settlement
         self.feeds = [system.feeds[m.name] for m in system.config.markets]

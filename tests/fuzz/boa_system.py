@@ -3,20 +3,14 @@
 The stateful tests need a fresh system for every hypothesis example, and
 pytest fixtures are set up once per test function, not once per example
 (the reason Curve's ``twocrypto-ng`` stateful tests use strategies instead of
-fixtures). So the deployment lives in a plain function, :func:`deploy_system`,
-that mirrors ``margin_engine.deploy.deploy`` step by step on boa's in-process
-EVM, with the configuration of ``margin_engine.config.default_config()``:
-
-1. ``MockERC20`` "USD Coin" / "USDC" with ``decimals`` decimals;
-2. ``MarginEngine(usdc)`` (the admin deploys), ``LiquidityVault(engine, ...)``,
-   ``engine.set_vault(vault)``, and a ``MarginLens`` over the engine;
-3. the admin grants itself ``RISK_MANAGER_ROLE`` and lists BTC (market 0) and
-   ETH (market 1) on 8-decimal ``MockAggregator`` feeds;
-4. liquidation parameters (reward floor 1 token, cap 10,000 tokens) and the
-   reserve factor;
-5. ``RISK_MANAGER_ROLE`` moves to ``risk_manager`` (the admin renounces it) and
-   ``GUARDIAN_ROLE`` goes to ``guardian``: every role has its own address;
-6. ``lp`` mints and deposits ``vault_funding`` tokens into the vault.
+fixtures). So the deployment is a plain function, :func:`deploy_system`,
+which runs ``margin_engine.deploy.deploy`` (the sequence the scripts use) on
+boa's in-process EVM, with ``margin_engine.config.default_config()``: mock
+USDC with ``decimals`` decimals, BTC (market 0) and ETH (market 1) on 8-decimal
+mock feeds, reward floor 1 token and cap 10,000 tokens, ``RISK_MANAGER_ROLE``
+with ``risk_manager`` (the admin renounces it) and ``GUARDIAN_ROLE`` with
+``guardian``; then ``lp`` mints and deposits ``vault_funding`` tokens into the
+vault.
 
 Compilation is cached per process (``boa.load_partial``); a deployment is a
 few dozen boa transactions.
@@ -34,7 +28,8 @@ import boa
 from eth_utils import keccak, to_checksum_address
 from hypothesis import settings
 
-from margin_engine.config import DeployConfig, default_config
+from margin_engine.config import DeployConfig, RolesConfig, default_config
+from margin_engine.deploy import deploy
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = ROOT / "contracts"
@@ -111,6 +106,7 @@ class System:
     actors: Actors
     usdc: Any
     engine: Any
+    configurator: Any
     vault: Any
     lens: Any
     feeds: list[Any]
@@ -142,37 +138,11 @@ def deploy_system(decimals: int = 6, vault_funding: int = 1_000_000) -> System:
     who = actors()
     admin = who.admin
 
-    usdc = deployer("MockERC20").deploy("USD Coin", "USDC", decimals, sender=admin)
-    engine = deployer("MarginEngine").deploy(usdc.address, sender=admin)
-    vault = deployer("LiquidityVault").deploy(
-        engine.address, config.vault_name, config.vault_symbol, sender=admin
+    config = config.model_copy(
+        update={"roles": RolesConfig(guardian=who.guardian, risk_manager=who.risk_manager)}
     )
-    engine.set_vault(vault.address, sender=admin)
-    lens = deployer("MarginLens").deploy(engine.address, sender=admin)
-
-    risk_role = engine.RISK_MANAGER_ROLE()
-    engine.grantRole(risk_role, admin, sender=admin)
-    feeds = []
-    for market in config.markets:
-        feed = deployer("MockAggregator").deploy(
-            market.feed_decimals, market.mock_answer(), sender=admin
-        )
-        feed.set_description(f"{market.name} / USD", sender=admin)
-        engine.add_market(
-            feed.address,
-            market.heartbeat,
-            market.min_price,
-            market.max_price,
-            market.params(),
-            sender=admin,
-        )
-        feeds.append(feed)
-    engine.set_liquidation_params(config.liquidation.params(), sender=admin)
-    engine.set_reserve_factor(config.reserve_factor, sender=admin)
-
-    engine.grantRole(engine.GUARDIAN_ROLE(), who.guardian, sender=admin)
-    engine.grantRole(risk_role, who.risk_manager, sender=admin)
-    engine.renounceRole(risk_role, admin, sender=admin)
+    deployment = deploy(config, admin, log=None, contracts=deployer)
+    usdc, engine, vault = deployment.settlement, deployment.engine, deployment.vault
 
     if vault_funding:
         amount = vault_funding * 10**decimals
@@ -186,9 +156,10 @@ def deploy_system(decimals: int = 6, vault_funding: int = 1_000_000) -> System:
         actors=who,
         usdc=usdc,
         engine=engine,
+        configurator=deployment.configurator,
         vault=vault,
-        lens=lens,
-        feeds=feeds,
+        lens=deployment.lens,
+        feeds=list(deployment.feeds.values()),
         deployed_at=boa.env.timestamp,
     )
 

@@ -55,6 +55,7 @@ import copy
 from typing import Any, Callable
 
 import boa
+from eth_utils import to_checksum_address
 from boa_system import (
     BTC,
     ETH,
@@ -74,6 +75,8 @@ from hypothesis.stateful import (
 )
 
 from margin_engine import model as ref
+
+MASK160 = 2**160 - 1
 
 VAULT_FUNDING = 1_000_000  # whole tokens
 MARKETS = (BTC, ETH)
@@ -137,6 +140,7 @@ class EngineMachine(RuleBasedStateMachine):
         self._anchor.__enter__()
         system = self.system = deploy_system(self.DECIMALS, vault_funding=VAULT_FUNDING)
         self.usdc, self.engine, self.vault, self.lens = system.usdc, system.engine, system.vault, system.lens
+        self.configurator = system.configurator
         self.feeds = system.feeds
         self.unit = system.unit
         who = system.actors
@@ -240,7 +244,7 @@ class EngineMachine(RuleBasedStateMachine):
         return reason, result
 
     def _check_events(self, label: str, model_events: list) -> None:
-        names = {"PositionModified", "Liquidation", "BadDebt", "VaultShortfall"}
+        names = {"PositionModified", "Liquidation", "BadDebt", "VaultShortfall", "FundingAccrued"}
         got = sorted(
             _event_key(type(log).__name__, {k: v for k, v in log._asdict().items() if k != "address"})
             for log in self.last_logs
@@ -738,6 +742,18 @@ class EngineMachine(RuleBasedStateMachine):
             self.shares[lp] -= shares
             self.total_out += paid
 
+    @rule(market=market_id)
+    def accrue_funding(self, market: int) -> None:
+        """A keeper brings the funding index forward (needs a valid price
+        when the market has open interest)."""
+        mirror = self.model.markets[market]
+        self._act(
+            "accrue_funding",
+            lambda: self.engine.accrue_funding(market, sender=self.liquidator),
+            lambda m: m.accrue_funding(market),
+            needed=[market] if mirror.long_oi + mirror.short_oi else [],
+        )
+
     # -------------------------------------------------------- governance
 
     @rule(
@@ -753,17 +769,17 @@ class EngineMachine(RuleBasedStateMachine):
         admin tops up the insurance fund; carol re-sets her isolated mode (needs
         a flat sub-account); the liquidator trades for a trader (refused)."""
         if action == "pause":
-            self.engine.pause(sender=self.guardian)
+            self.configurator.pause(sender=self.guardian)
             self.model.pause()
         elif action == "unpause":
-            self.engine.unpause(sender=self.guardian)
+            self.configurator.unpause(sender=self.guardian)
             self.model.unpause()
         elif action == "intruder":
             with boa.reverts(MISSING_ROLE):
                 if market:
-                    self.engine.unpause(sender=self.intruder)
+                    self.configurator.unpause(sender=self.intruder)
                 else:
-                    self.engine.pause(sender=self.intruder)
+                    self.configurator.pause(sender=self.intruder)
         elif action == "insurance":
             self._fund_insurance(whole)
         elif action == "margin mode":
@@ -888,6 +904,15 @@ class EngineMachine(RuleBasedStateMachine):
             sizes = [p.size for (_, m), p in positions.items() if m == market]
             assert state.long_oi == sum(x for x in sizes if x > 0)
             assert state.short_oi == -sum(x for x in sizes if x < 0)
+        # The engine's list of accounts with positions (read by bots from empty
+        # state) holds exactly the accounts with open markets, each once, and
+        # each account's word records its place in the list.
+        listed = [engine.active_accounts(i) for i in range(engine.active_count())]
+        keys = [(to_checksum_address((entry & MASK160).to_bytes(20, "big")), entry >> 160) for entry in listed]
+        assert len(set(keys)) == len(keys)
+        assert set(keys) == {key for key, markets in open_markets.items() if markets}
+        for index, (owner, sub) in enumerate(keys):
+            assert (engine.account_meta(owner, sub) >> 80) & (2**32 - 1) == index
         # 12. No flat account carries a debt.
         for key, balance in balances.items():
             if not open_markets[key]:

@@ -75,7 +75,7 @@ def test_modify_position__paused_isolated_second_market__reverts_paused(boa_syst
     engine.set_margin_mode(1, True, sender=carol)
     boa_system.fund(carol, 10_000 * USD, sub=1)
     engine.modify_position(carol, 1, BTC, 10**17, UINT256_MAX, sender=carol)
-    engine.pause(sender=boa_system.actors.guardian)
+    boa_system.configurator.pause(sender=boa_system.actors.guardian)
 
     with boa.reverts("engine: paused"):
         engine.modify_position(carol, 1, ETH, 10**18, UINT256_MAX, sender=carol)

@@ -25,10 +25,10 @@ def fresh_prices(set_price):
 
 
 @pytest.fixture
-def no_funding(engine, lens, risk_manager):
+def no_funding(configurator, lens, risk_manager):
     for market in (BTC, ETH):
         params = lens.market_params(market)
-        engine.set_market_params(
+        configurator.set_market_params(
             market,
             (
                 params.imr,

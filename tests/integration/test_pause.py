@@ -23,6 +23,7 @@ def _funding_off(no_funding):
 
 
 def test_pause_during_crash__exits_deposits_and_liquidations_run__new_risk_reverts(
+    configurator,
     engine,
     vault,
     usdc,
@@ -44,8 +45,8 @@ def test_pause_during_crash__exits_deposits_and_liquidations_run__new_risk_rever
     fund(other_trader, 10_000 * USDC)
     open_position(other_trader, BTC, WAD // 2)
 
-    receipt = engine.pause(sender=guardian)
-    assert receipt.events.filter(engine.Paused) == [engine.Paused(account=guardian)]
+    receipt = configurator.pause(sender=guardian)
+    assert receipt.events.filter(configurator.Paused) == [configurator.Paused(account=guardian)]
     assert engine.paused()
 
     # Crash to $52,500: trader equity 9,940 - 7,500 = 2,440 < MM 2,625;
@@ -146,7 +147,7 @@ def test_pause_during_crash__exits_deposits_and_liquidations_run__new_risk_rever
     assert withdraw_all(other_trader) == 9_459_500_000 - 5_000 * USDC - 2_250 * USDC - 15_750_000
 
     # Unpaused, new risk runs again.
-    engine.unpause(sender=guardian)
+    configurator.unpause(sender=guardian)
     open_position(attacker, ETH, WAD)
     assert engine.position(attacker, 0, ETH).size == WAD
 

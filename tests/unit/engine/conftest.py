@@ -83,6 +83,10 @@ class Ctx:
         return self.system.engine
 
     @property
+    def configurator(self):
+        return self.system.configurator
+
+    @property
     def token(self):
         return self.system.settlement
 
@@ -141,13 +145,13 @@ class Ctx:
 
     def set_params(self, market: int, **changes):
         """set_market_params by the risk manager, other parameters unchanged."""
-        return self.engine.set_market_params(market, self.params(market, **changes), sender=self.risk_manager)
+        return self.configurator.set_market_params(market, self.params(market, **changes), sender=self.risk_manager)
 
     def add_market(self, project, price: str | int = 100) -> int:
         """List a market on a fresh 8-decimal mock feed at `price` USD
         (bounds 1 % .. 100x, ETH's risk parameters, no funding)."""
         feed = project.MockAggregator.deploy(FEED_DECIMALS, answer(price), sender=self.admin)
-        receipt = self.engine.add_market(
+        receipt = self.configurator.add_market(
             feed,
             3600,
             usd(price) // 100,
@@ -155,12 +159,12 @@ class Ctx:
             self.params(ETH, funding_rate_max=0),
             sender=self.admin,
         )
-        market = receipt.events.filter(self.engine.MarketAdded)[0].market
+        market = receipt.events.filter(self.configurator.MarketAdded)[0].market
         self.extra_feeds[market] = feed
         return market
 
     def pause(self):
-        return self.engine.pause(sender=self.guardian)
+        return self.configurator.pause(sender=self.guardian)
 
     def break_oracle(self, market: int, fault: str):
         """Publish a round that makes `market`'s price invalid (see ORACLE_FAULTS)."""
@@ -218,12 +222,13 @@ class Ctx:
             "vault_assets": engine.vault_assets(),
             "insurance": engine.insurance_fund(),
             "markets": [tuple(self.lens.market_state(m)) for m in (BTC, ETH)],
+            "active": [engine.active_accounts(i) for i in range(engine.active_count())],
         }
         for owner in owners:
             out[(str(owner), "wallet")] = self.token.balanceOf(owner)
             for sub in subs:
                 meta = engine.account_meta(owner, sub)
-                markets = [(meta >> (16 + 16 * i)) & 0xFFFF for i in range(meta & 255)]
+                markets = [(meta >> (16 + 8 * i)) & 0xFF for i in range(meta & 255)]
                 out[(str(owner), sub)] = (
                     engine.balance_of(owner, sub, self.token),
                     meta,

@@ -1,7 +1,7 @@
-"""Unit tests of the engine's governance entry points: listing markets,
-risk parameters, oracles, the vault link, pause and roles
-(DESIGN.md section 10; bounds in `MarginEngine._set_market_params` and
-`_set_oracle`).
+"""Unit tests of governance: the configurator's entry points (listing
+markets, risk parameters, oracles, the vault link, pause), the engine's
+configurator link and its roles (DESIGN.md section 10; bounds in
+`EngineConfigurator._set_market_params` and `_set_oracle`).
 
 Roles after deployment: `admin` holds DEFAULT_ADMIN only (the deployer
 renounced RISK_MANAGER), `risk_manager` holds RISK_MANAGER, `guardian` holds
@@ -51,8 +51,12 @@ def actors(admin, risk_manager, guardian, attacker):
 
 @pytest.fixture
 def fresh_engine(project, admin, usdc):
-    """An engine with no market and no vault, `admin` its DEFAULT_ADMIN."""
-    return project.MarginEngine.deploy(usdc, sender=admin)
+    """An engine with no market and no vault, `admin` its DEFAULT_ADMIN, and
+    its configurator: `(engine, configurator)`."""
+    engine = project.MarginEngine.deploy(usdc, sender=admin)
+    configurator = project.EngineConfigurator.deploy(engine, sender=admin)
+    engine.set_configurator(configurator, sender=admin)
+    return engine, configurator
 
 
 # --------------------------------------------------------------------------
@@ -61,17 +65,18 @@ def fresh_engine(project, admin, usdc):
 
 
 def test_add_market__fresh_engine__ids_in_listing_order_with_events(fresh_engine, lens, admin, btc_feed, eth_feed):
-    engine = fresh_engine
+    engine, configurator = fresh_engine
     assert engine.market_count() == 0
     for market, feed in enumerate([btc_feed, eth_feed, btc_feed]):
-        assert engine.add_market.call(feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin) == market
+        assert configurator.add_market.call(feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin) == market
 
-        receipt = engine.add_market(feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin)
+        receipt = configurator.add_market(feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin)
 
         assert receipt.events == [
-            engine.OracleSet(market=market, feed=feed, heartbeat=HEARTBEAT, min_price=MIN_PRICE, max_price=MAX_PRICE),
-            engine.MarketParamsSet(market=market, **PARAMS),
-            engine.MarketAdded(market=market, feed=feed),
+            configurator.OracleSet(market=market, feed=feed, heartbeat=HEARTBEAT, min_price=MIN_PRICE, max_price=MAX_PRICE),
+            engine.FundingAccrued(market=market, index=0),
+            configurator.MarketParamsSet(market=market, **PARAMS),
+            configurator.MarketAdded(market=market, feed=feed),
         ]
         assert engine.market_count() == market + 1
         state = engine.market_words(market)
@@ -80,11 +85,11 @@ def test_add_market__fresh_engine__ids_in_listing_order_with_events(fresh_engine
         assert state[5] >> 128 & (2**64 - 1) == receipt.timestamp
 
 
-def test_add_market__deployed_engine__next_id_follows_btc_and_eth(engine, lens, admin, btc_feed):
+def test_add_market__deployed_engine__next_id_follows_btc_and_eth(configurator, engine, lens, admin, btc_feed):
     assert engine.market_count() == 2
-    assert engine.add_market.call(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin) == 2
+    assert configurator.add_market.call(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin) == 2
 
-    engine.add_market(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin)
+    configurator.add_market(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin)
 
     assert engine.market_count() == 3
     assert as_dict(lens.market_params(2), PARAMS) == PARAMS
@@ -92,9 +97,9 @@ def test_add_market__deployed_engine__next_id_follows_btc_and_eth(engine, lens, 
 
 
 @pytest.mark.parametrize("caller", ["risk_manager", "guardian", "attacker"])
-def test_add_market__not_admin__reverts(actors, engine, btc_feed, caller):
+def test_add_market__not_admin__reverts(configurator, actors, engine, btc_feed, caller):
     with ape.reverts(MISSING_ROLE):
-        engine.add_market(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=actors[caller])
+        configurator.add_market(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=actors[caller])
     assert engine.market_count() == 2
 
 
@@ -122,17 +127,17 @@ PARAM_BOUNDS = [
 
 
 @pytest.mark.parametrize("field, value, accepted", PARAM_BOUNDS)
-def test_add_market__param_bounds(engine, lens, admin, btc_feed, field, value, accepted):
+def test_add_market__param_bounds(configurator, engine, lens, admin, btc_feed, field, value, accepted):
     params = {**PARAMS, field: value}
     if not accepted:
-        with ape.reverts("engine: bad params"):
-            engine.add_market(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, params, sender=admin)
+        with ape.reverts("configurator: bad params"):
+            configurator.add_market(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, params, sender=admin)
         assert engine.market_count() == 2
         return
 
-    receipt = engine.add_market(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, params, sender=admin)
+    receipt = configurator.add_market(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, params, sender=admin)
 
-    assert receipt.events.filter(engine.MarketParamsSet) == [engine.MarketParamsSet(market=2, **params)]
+    assert receipt.events.filter(configurator.MarketParamsSet) == [configurator.MarketParamsSet(market=2, **params)]
     assert as_dict(lens.market_params(2), PARAMS) == params
 
 
@@ -152,14 +157,14 @@ ORACLE_BOUNDS = [
 
 
 @pytest.mark.parametrize("heartbeat, min_price, max_price, accepted", ORACLE_BOUNDS)
-def test_add_market__oracle_bounds(engine, lens, admin, btc_feed, heartbeat, min_price, max_price, accepted):
+def test_add_market__oracle_bounds(configurator, engine, lens, admin, btc_feed, heartbeat, min_price, max_price, accepted):
     if not accepted:
-        with ape.reverts("engine: bad oracle"):
-            engine.add_market(btc_feed, heartbeat, min_price, max_price, PARAMS, sender=admin)
+        with ape.reverts("configurator: bad oracle"):
+            configurator.add_market(btc_feed, heartbeat, min_price, max_price, PARAMS, sender=admin)
         assert engine.market_count() == 2
         return
 
-    engine.add_market(btc_feed, heartbeat, min_price, max_price, PARAMS, sender=admin)
+    configurator.add_market(btc_feed, heartbeat, min_price, max_price, PARAMS, sender=admin)
 
     config = lens.oracle_config(2)
     assert (config.feed, config.heartbeat, config.decimals, config.min_price, config.max_price) == (
@@ -172,27 +177,27 @@ def test_add_market__oracle_bounds(engine, lens, admin, btc_feed, heartbeat, min
 
 
 @pytest.mark.parametrize("decimals, accepted", [(18, True), (19, False)])
-def test_add_market__feed_decimals_above_18__reverts(project, engine, lens, admin, decimals, accepted):
+def test_add_market__feed_decimals_above_18__reverts(configurator, project, engine, lens, admin, decimals, accepted):
     feed = project.MockAggregator.deploy(decimals, 60_000 * 10**decimals, sender=admin)
     if not accepted:
-        with ape.reverts("engine: bad oracle"):
-            engine.add_market(feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin)
+        with ape.reverts("configurator: bad oracle"):
+            configurator.add_market(feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin)
         return
 
-    engine.add_market(feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin)
+    configurator.add_market(feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin)
 
     assert lens.oracle_config(2).decimals == 18
     assert engine.oracle_price(2) == (60_000 * WAD, True)
 
 
-def test_add_market__beyond_max_markets__reverts(engine, admin, btc_feed):
+def test_add_market__beyond_max_markets__reverts(configurator, engine, admin, btc_feed):
     assert engine.MAX_MARKETS() == 64
     for _ in range(62):
-        engine.add_market(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin)
+        configurator.add_market(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin)
     assert engine.market_count() == 64
 
     with ape.reverts("engine: too many markets"):
-        engine.add_market(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin)
+        configurator.add_market(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin)
 
 
 # --------------------------------------------------------------------------
@@ -210,32 +215,35 @@ NEW_PARAMS = {
 }
 
 
-def test_set_market_params__risk_manager__stored_and_logged(engine, lens, risk_manager):
-    receipt = engine.set_market_params(ETH, NEW_PARAMS, sender=risk_manager)
+def test_set_market_params__risk_manager__stored_and_logged(configurator, engine, lens, risk_manager):
+    receipt = configurator.set_market_params(ETH, NEW_PARAMS, sender=risk_manager)
 
-    assert receipt.events == [engine.MarketParamsSet(market=ETH, **NEW_PARAMS)]
+    assert receipt.events == [
+        engine.FundingAccrued(market=ETH, index=0),
+        configurator.MarketParamsSet(market=ETH, **NEW_PARAMS),
+    ]
     assert as_dict(lens.market_params(ETH), NEW_PARAMS) == NEW_PARAMS
     # the other market is untouched
     assert as_dict(lens.market_params(BTC), PARAMS) == PARAMS
 
 
 @pytest.mark.parametrize("caller", ["admin", "guardian", "attacker"])
-def test_set_market_params__not_risk_manager__reverts(actors, engine, lens, caller):
+def test_set_market_params__not_risk_manager__reverts(configurator, actors, engine, lens, caller):
     assert not engine.hasRole(engine.RISK_MANAGER_ROLE(), actors[caller])
     with ape.reverts(MISSING_ROLE):
-        engine.set_market_params(BTC, NEW_PARAMS, sender=actors[caller])
+        configurator.set_market_params(BTC, NEW_PARAMS, sender=actors[caller])
     assert as_dict(lens.market_params(BTC), PARAMS) == PARAMS
 
 
-def test_set_market_params__unknown_market__reverts(engine, risk_manager):
-    with ape.reverts("engine: unknown market"):
-        engine.set_market_params(2, NEW_PARAMS, sender=risk_manager)
+def test_set_market_params__unknown_market__reverts(configurator, engine, risk_manager):
+    with ape.reverts("configurator: unknown market"):
+        configurator.set_market_params(2, NEW_PARAMS, sender=risk_manager)
 
 
 @pytest.mark.parametrize("field, value, accepted", [c for c in PARAM_BOUNDS if not c[2]])
-def test_set_market_params__out_of_bounds__reverts(engine, lens, risk_manager, field, value, accepted):
-    with ape.reverts("engine: bad params"):
-        engine.set_market_params(BTC, {**PARAMS, field: value}, sender=risk_manager)
+def test_set_market_params__out_of_bounds__reverts(configurator, engine, lens, risk_manager, field, value, accepted):
+    with ape.reverts("configurator: bad params"):
+        configurator.set_market_params(BTC, {**PARAMS, field: value}, sender=risk_manager)
     assert as_dict(lens.market_params(BTC), PARAMS) == PARAMS
 
 
@@ -246,26 +254,28 @@ def test_set_market_params__out_of_bounds__reverts(engine, lens, risk_manager, f
     "make healthy accounts liquidatable",
 )
 def test_set_market_params__raising_mmr__does_not_liquidate_a_healthy_account_at_once(
+    configurator,
     engine, risk_manager, trader, fund, open_position
 ):
     fund(trader, 6_860 * USDC)
     open_position(trader, BTC, WAD)  # E 6,800, IM 6,000, MM 3,000: HEALTHY
     assert engine.status(trader, 0) == 0
 
-    engine.set_market_params(BTC, {**PARAMS, "imr": WAD // 5, "mmr": WAD * 3 // 25}, sender=risk_manager)
+    configurator.set_market_params(BTC, {**PARAMS, "imr": WAD // 5, "mmr": WAD * 3 // 25}, sender=risk_manager)
 
     # today: MM = 12 % x 60,000 = 7,200 > 6,800, LIQUIDATABLE in the same block
     assert engine.status(trader, 0) <= 1
 
 
 def test_set_market_params__open_interest__funding_accrued_at_the_old_rate_first(
+    configurator,
     chain, engine, lens, risk_manager, trader, fund, open_position
 ):
     fund(trader, 10_000 * USDC)
     opened = open_position(trader, BTC, WAD)  # full long skew
     chain.pending_timestamp = opened.timestamp + 600
 
-    receipt = engine.set_market_params(BTC, {**PARAMS, "funding_rate_max": 0}, sender=risk_manager)
+    receipt = configurator.set_market_params(BTC, {**PARAMS, "funding_rate_max": 0}, sender=risk_manager)
 
     # index = floor(P x rate_max x dt / WAD) = 60,000 x 138,888,888,888 x 600
     assert receipt.timestamp == opened.timestamp + 600
@@ -273,12 +283,14 @@ def test_set_market_params__open_interest__funding_accrued_at_the_old_rate_first
     assert expected == 4_999_999_999_968_000_000
     state = lens.market_state(BTC)
     assert (state.funding_index, state.last_funding_time) == (expected, receipt.timestamp)
+    assert receipt.events.filter(engine.FundingAccrued) == [engine.FundingAccrued(market=BTC, index=expected)]
     # the new (zero) rate applies from now on
     chain.mine(timestamp=receipt.timestamp + 600)
     assert engine.position(trader, 0, BTC).funding_owed == expected
 
 
 def test_set_market_params__open_interest_and_stale_price__reverts(
+    configurator,
     chain, engine, admin, risk_manager, trader, fund, open_position, btc_feed
 ):
     fund(trader, 10_000 * USDC)
@@ -286,13 +298,13 @@ def test_set_market_params__open_interest_and_stale_price__reverts(
     btc_feed.set_round(60_000 * FEED, chain.pending_timestamp - 3_601, sender=admin)
 
     with ape.reverts("oracle: stale"):
-        engine.set_market_params(BTC, NEW_PARAMS, sender=risk_manager)
+        configurator.set_market_params(BTC, NEW_PARAMS, sender=risk_manager)
 
 
-def test_set_market_params__no_open_interest_and_stale_price__works(chain, engine, lens, admin, risk_manager, btc_feed):
+def test_set_market_params__no_open_interest_and_stale_price__works(configurator, chain, engine, lens, admin, risk_manager, btc_feed):
     btc_feed.set_round(60_000 * FEED, chain.pending_timestamp - 3_601, sender=admin)
 
-    engine.set_market_params(BTC, NEW_PARAMS, sender=risk_manager)
+    configurator.set_market_params(BTC, NEW_PARAMS, sender=risk_manager)
 
     assert as_dict(lens.market_params(BTC), NEW_PARAMS) == NEW_PARAMS
 
@@ -302,13 +314,13 @@ def test_set_market_params__no_open_interest_and_stale_price__works(chain, engin
 # --------------------------------------------------------------------------
 
 
-def test_set_oracle__admin__new_feed_decimals_and_bounds(project, engine, lens, admin):
+def test_set_oracle__admin__new_feed_decimals_and_bounds(configurator, project, engine, lens, admin):
     feed = project.MockAggregator.deploy(18, 61_000 * WAD, sender=admin)
 
-    receipt = engine.set_oracle(BTC, feed, 60, 1_000 * WAD, 100_000 * WAD, sender=admin)
+    receipt = configurator.set_oracle(BTC, feed, 60, 1_000 * WAD, 100_000 * WAD, sender=admin)
 
     assert receipt.events == [
-        engine.OracleSet(market=BTC, feed=feed, heartbeat=60, min_price=1_000 * WAD, max_price=100_000 * WAD)
+        configurator.OracleSet(market=BTC, feed=feed, heartbeat=60, min_price=1_000 * WAD, max_price=100_000 * WAD)
     ]
     config = lens.oracle_config(BTC)
     assert (config.feed, config.heartbeat, config.decimals, config.min_price, config.max_price) == (
@@ -324,21 +336,21 @@ def test_set_oracle__admin__new_feed_decimals_and_bounds(project, engine, lens, 
 
 
 @pytest.mark.parametrize("caller", ["risk_manager", "guardian", "attacker"])
-def test_set_oracle__not_admin__reverts(actors, engine, lens, eth_feed, btc_feed, caller):
+def test_set_oracle__not_admin__reverts(configurator, actors, engine, lens, eth_feed, btc_feed, caller):
     with ape.reverts(MISSING_ROLE):
-        engine.set_oracle(BTC, eth_feed, HEARTBEAT, 1, MAX_PRICE, sender=actors[caller])
+        configurator.set_oracle(BTC, eth_feed, HEARTBEAT, 1, MAX_PRICE, sender=actors[caller])
     assert lens.oracle_config(BTC).feed == btc_feed.address
 
 
-def test_set_oracle__unknown_market__reverts(engine, admin, btc_feed):
-    with ape.reverts("engine: unknown market"):
-        engine.set_oracle(2, btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, sender=admin)
+def test_set_oracle__unknown_market__reverts(configurator, engine, admin, btc_feed):
+    with ape.reverts("configurator: unknown market"):
+        configurator.set_oracle(2, btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, sender=admin)
 
 
 @pytest.mark.parametrize("heartbeat, min_price, max_price", [(h, lo, hi) for h, lo, hi, ok in ORACLE_BOUNDS if not ok])
-def test_set_oracle__out_of_bounds__reverts(engine, lens, admin, btc_feed, heartbeat, min_price, max_price):
-    with ape.reverts("engine: bad oracle"):
-        engine.set_oracle(BTC, btc_feed, heartbeat, min_price, max_price, sender=admin)
+def test_set_oracle__out_of_bounds__reverts(configurator, engine, lens, admin, btc_feed, heartbeat, min_price, max_price):
+    with ape.reverts("configurator: bad oracle"):
+        configurator.set_oracle(BTC, btc_feed, heartbeat, min_price, max_price, sender=admin)
     assert lens.oracle_config(BTC).heartbeat == HEARTBEAT
 
 
@@ -356,10 +368,10 @@ def test_set_oracle__out_of_bounds__reverts(engine, lens, admin, btc_feed, heart
         {"buffer": 0, "liquidator_share": WAD // 2, "reward_floor": MASK128, "reward_cap": MASK128},
     ],
 )
-def test_set_liquidation_params__risk_manager__stored_and_logged(engine, risk_manager, params):
-    receipt = engine.set_liquidation_params(params, sender=risk_manager)
+def test_set_liquidation_params__risk_manager__stored_and_logged(configurator, engine, risk_manager, params):
+    receipt = configurator.set_liquidation_params(params, sender=risk_manager)
 
-    assert receipt.events == [engine.LiquidationParamsSet(**params)]
+    assert receipt.events == [configurator.LiquidationParamsSet(**params)]
     assert as_dict(engine.liquidation_params(), params) == params
 
 
@@ -372,37 +384,37 @@ def test_set_liquidation_params__risk_manager__stored_and_logged(engine, risk_ma
         ("reward_cap", MASK128 + 1),  # packed in 128 bits
     ],
 )
-def test_set_liquidation_params__out_of_bounds__reverts(engine, risk_manager, field, value):
-    with ape.reverts("engine: bad params"):
-        engine.set_liquidation_params({**LIQ_PARAMS, field: value}, sender=risk_manager)
+def test_set_liquidation_params__out_of_bounds__reverts(configurator, engine, risk_manager, field, value):
+    with ape.reverts("configurator: bad params"):
+        configurator.set_liquidation_params({**LIQ_PARAMS, field: value}, sender=risk_manager)
     assert as_dict(engine.liquidation_params(), LIQ_PARAMS) == LIQ_PARAMS
 
 
 @pytest.mark.parametrize("caller", ["admin", "guardian", "attacker"])
-def test_set_liquidation_params__not_risk_manager__reverts(actors, engine, caller):
+def test_set_liquidation_params__not_risk_manager__reverts(configurator, actors, engine, caller):
     with ape.reverts(MISSING_ROLE):
-        engine.set_liquidation_params({**LIQ_PARAMS, "buffer": 0}, sender=actors[caller])
+        configurator.set_liquidation_params({**LIQ_PARAMS, "buffer": 0}, sender=actors[caller])
     assert as_dict(engine.liquidation_params(), LIQ_PARAMS) == LIQ_PARAMS
 
 
 @pytest.mark.parametrize("factor", [0, WAD // 4, WAD])
-def test_set_reserve_factor__risk_manager__stored_and_logged(engine, risk_manager, factor):
-    receipt = engine.set_reserve_factor(factor, sender=risk_manager)
+def test_set_reserve_factor__risk_manager__stored_and_logged(configurator, engine, risk_manager, factor):
+    receipt = configurator.set_reserve_factor(factor, sender=risk_manager)
 
-    assert receipt.events == [engine.ReserveFactorSet(reserve_factor=factor)]
+    assert receipt.events == [configurator.ReserveFactorSet(reserve_factor=factor)]
     assert engine.reserve_factor() == factor
 
 
-def test_set_reserve_factor__above_one__reverts(engine, risk_manager):
-    with ape.reverts("engine: bad params"):
-        engine.set_reserve_factor(WAD + 1, sender=risk_manager)
+def test_set_reserve_factor__above_one__reverts(configurator, engine, risk_manager):
+    with ape.reverts("configurator: bad params"):
+        configurator.set_reserve_factor(WAD + 1, sender=risk_manager)
     assert engine.reserve_factor() == WAD // 2
 
 
 @pytest.mark.parametrize("caller", ["admin", "guardian", "attacker"])
-def test_set_reserve_factor__not_risk_manager__reverts(actors, engine, caller):
+def test_set_reserve_factor__not_risk_manager__reverts(configurator, actors, engine, caller):
     with ape.reverts(MISSING_ROLE):
-        engine.set_reserve_factor(0, sender=actors[caller])
+        configurator.set_reserve_factor(0, sender=actors[caller])
     assert engine.reserve_factor() == WAD // 2
 
 
@@ -411,26 +423,26 @@ def test_set_reserve_factor__not_risk_manager__reverts(actors, engine, caller):
 # --------------------------------------------------------------------------
 
 
-def test_set_vault__already_set__reverts(engine, vault, admin, attacker):
+def test_set_vault__already_set__reverts(configurator, engine, vault, admin, attacker):
     assert engine.vault() == vault.address
-    with ape.reverts("engine: vault set"):
-        engine.set_vault(attacker, sender=admin)
+    with ape.reverts("configurator: vault set"):
+        configurator.set_vault(attacker, sender=admin)
     assert engine.vault() == vault.address
 
 
 def test_set_vault__fresh_engine__once_only(fresh_engine, admin, lp, attacker):
-    engine = fresh_engine
+    engine, configurator = fresh_engine
     with ape.reverts(MISSING_ROLE):
-        engine.set_vault(attacker, sender=attacker)
-    with ape.reverts("engine: zero address"):
-        engine.set_vault("0x0000000000000000000000000000000000000000", sender=admin)
+        configurator.set_vault(attacker, sender=attacker)
+    with ape.reverts("configurator: zero address"):
+        configurator.set_vault("0x0000000000000000000000000000000000000000", sender=admin)
 
-    receipt = engine.set_vault(lp, sender=admin)
+    receipt = configurator.set_vault(lp, sender=admin)
 
-    assert receipt.events == [engine.VaultSet(vault=lp)]
+    assert receipt.events == [configurator.VaultSet(vault=lp)]
     assert engine.vault() == lp.address
-    with ape.reverts("engine: vault set"):
-        engine.set_vault(attacker, sender=admin)
+    with ape.reverts("configurator: vault set"):
+        configurator.set_vault(attacker, sender=admin)
 
 
 # --------------------------------------------------------------------------
@@ -438,13 +450,13 @@ def test_set_vault__fresh_engine__once_only(fresh_engine, admin, lp, attacker):
 # --------------------------------------------------------------------------
 
 
-def test_pause__guardian__stops_new_risk_only_and_unpause_restores(engine, usdc, guardian, trader, fund, open_position):
+def test_pause__guardian__stops_new_risk_only_and_unpause_restores(configurator, engine, usdc, guardian, trader, fund, open_position):
     fund(trader, 10_000 * USDC)
     open_position(trader, BTC, WAD // 10)
 
-    receipt = engine.pause(sender=guardian)
+    receipt = configurator.pause(sender=guardian)
 
-    assert receipt.events == [engine.Paused(account=guardian)]
+    assert receipt.events == [configurator.Paused(account=guardian)]
     assert engine.paused()
     with ape.reverts("engine: paused"):
         open_position(trader, BTC, WAD // 10)
@@ -453,23 +465,23 @@ def test_pause__guardian__stops_new_risk_only_and_unpause_restores(engine, usdc,
     open_position(trader, BTC, -WAD // 20)
     assert engine.position(trader, 0, BTC).size == WAD // 20
 
-    receipt = engine.unpause(sender=guardian)
+    receipt = configurator.unpause(sender=guardian)
 
-    assert receipt.events == [engine.Unpaused(account=guardian)]
+    assert receipt.events == [configurator.Unpaused(account=guardian)]
     assert not engine.paused()
     open_position(trader, BTC, WAD // 10)
     assert engine.position(trader, 0, BTC).size == 3 * WAD // 20
 
 
 @pytest.mark.parametrize("caller", ["admin", "risk_manager", "attacker"])
-def test_pause_and_unpause__not_guardian__revert(actors, engine, guardian, caller):
+def test_pause_and_unpause__not_guardian__revert(configurator, actors, engine, guardian, caller):
     account = actors[caller]
     with ape.reverts(MISSING_ROLE):
-        engine.pause(sender=account)
+        configurator.pause(sender=account)
     assert not engine.paused()
-    engine.pause(sender=guardian)
+    configurator.pause(sender=guardian)
     with ape.reverts(MISSING_ROLE):
-        engine.unpause(sender=account)
+        configurator.unpause(sender=account)
     assert engine.paused()
 
 
@@ -496,14 +508,14 @@ def test_roles__after_deployment(engine, admin, risk_manager, guardian):
     assert not engine.supportsInterface("0xffffffff")
 
 
-def test_roles__admin_grants_and_revokes_guardian(engine, admin, operator):
+def test_roles__admin_grants_and_revokes_guardian(configurator, engine, admin, operator):
     role = engine.GUARDIAN_ROLE()
 
     receipt = engine.grantRole(role, operator, sender=admin)
 
     assert receipt.events == [engine.RoleGranted(role=role, account=operator, sender=admin)]
     assert engine.hasRole(role, operator)
-    engine.pause(sender=operator)
+    configurator.pause(sender=operator)
     assert engine.paused()
 
     receipt = engine.revokeRole(role, operator, sender=admin)
@@ -511,13 +523,13 @@ def test_roles__admin_grants_and_revokes_guardian(engine, admin, operator):
     assert receipt.events == [engine.RoleRevoked(role=role, account=operator, sender=admin)]
     assert not engine.hasRole(role, operator)
     with ape.reverts(MISSING_ROLE):
-        engine.unpause(sender=operator)
+        configurator.unpause(sender=operator)
 
 
-def test_roles__admin_grants_risk_manager__new_holder_sets_params(engine, admin, operator):
+def test_roles__admin_grants_risk_manager__new_holder_sets_params(configurator, engine, admin, operator):
     engine.grantRole(engine.RISK_MANAGER_ROLE(), operator, sender=admin)
 
-    engine.set_reserve_factor(WAD // 4, sender=operator)
+    configurator.set_reserve_factor(WAD // 4, sender=operator)
 
     assert engine.reserve_factor() == WAD // 4
 
@@ -534,7 +546,7 @@ def test_roles__not_admin__cannot_grant_or_revoke(actors, engine, guardian, atta
     assert not engine.hasRole(engine.GUARDIAN_ROLE(), attacker)
 
 
-def test_roles__renounce_only_for_oneself(engine, guardian, attacker):
+def test_roles__renounce_only_for_oneself(configurator, engine, guardian, attacker):
     role = engine.GUARDIAN_ROLE()
     with ape.reverts("access_control: can only renounce roles for itself"):
         engine.renounceRole(role, guardian, sender=attacker)
@@ -544,4 +556,83 @@ def test_roles__renounce_only_for_oneself(engine, guardian, attacker):
     assert receipt.events == [engine.RoleRevoked(role=role, account=guardian, sender=guardian)]
     assert not engine.hasRole(role, guardian)
     with ape.reverts(MISSING_ROLE):
-        engine.pause(sender=guardian)
+        configurator.pause(sender=guardian)
+
+
+# --------------------------------------------------------------------------
+#                     The engine's configurator link
+# --------------------------------------------------------------------------
+
+STORE_CALLS = {
+    "store_oracle": (BTC, 1, 1),
+    "store_market_params": (BTC, 1, 1, 0),
+    "store_globals": (0, 0, 0),
+    "store_vault": ("0x0000000000000000000000000000000000000001",),
+    "store_paused": (True,),
+}
+
+
+@pytest.mark.parametrize("function", sorted(STORE_CALLS))
+@pytest.mark.parametrize("caller", ["admin", "risk_manager", "guardian", "attacker"])
+def test_store__not_the_configurator__reverts(actors, engine, lens, function, caller):
+    before = [engine.market_words(m) for m in (BTC, ETH)], engine.liquidation_params(), engine.paused()
+    with ape.reverts("engine: not configurator"):
+        getattr(engine, function)(*STORE_CALLS[function], sender=actors[caller])
+    assert ([engine.market_words(m) for m in (BTC, ETH)], engine.liquidation_params(), engine.paused()) == before
+
+
+def test_set_configurator__admin__replaces_it_and_the_old_one_is_powerless(
+    project, engine, configurator, admin, risk_manager, guardian
+):
+    successor = project.EngineConfigurator.deploy(engine, sender=admin)
+
+    receipt = engine.set_configurator(successor, sender=admin)
+
+    assert receipt.events == [engine.ConfiguratorSet(configurator=successor)]
+    assert engine.configurator() == successor.address
+    with ape.reverts("engine: not configurator"):
+        configurator.pause(sender=guardian)
+    with ape.reverts("engine: not configurator"):
+        configurator.set_reserve_factor(0, sender=risk_manager)
+    successor.pause(sender=guardian)
+    assert engine.paused()
+
+
+@pytest.mark.parametrize("caller", ["risk_manager", "guardian", "attacker"])
+def test_set_configurator__not_admin__reverts(actors, engine, configurator, caller):
+    with ape.reverts(MISSING_ROLE):
+        engine.set_configurator(actors[caller], sender=actors[caller])
+    assert engine.configurator() == configurator.address
+
+
+def test_set_configurator__zero_address__reverts(engine, configurator, admin):
+    with ape.reverts("engine: zero address"):
+        engine.set_configurator("0x0000000000000000000000000000000000000000", sender=admin)
+    assert engine.configurator() == configurator.address
+
+
+def test_configurator__points_at_its_engine_and_checks_roles_there(engine, configurator, admin, operator):
+    assert configurator.ENGINE() == engine.address
+    assert configurator.MAX_FEE_RATE() == WAD // 100
+    assert configurator.MAX_FUNDING_RATE() == MAX_FUNDING_RATE
+    with ape.reverts(MISSING_ROLE):
+        configurator.set_reserve_factor(0, sender=operator)
+    # a role granted on the engine is honoured by the configurator at once
+    engine.grantRole(engine.RISK_MANAGER_ROLE(), operator, sender=admin)
+    configurator.set_reserve_factor(0, sender=operator)
+    assert engine.reserve_factor() == 0
+
+
+def test_configurator__zero_engine__reverts(project, admin):
+    with ape.reverts("configurator: zero address"):
+        project.EngineConfigurator.deploy("0x0000000000000000000000000000000000000000", sender=admin)
+
+
+def test_set_reserve_factor__keeps_the_liquidation_params_and_vice_versa(engine, configurator, risk_manager):
+    configurator.set_reserve_factor(WAD // 3, sender=risk_manager)
+    assert as_dict(engine.liquidation_params(), LIQ_PARAMS) == LIQ_PARAMS
+
+    new = {**LIQ_PARAMS, "buffer": WAD // 5}
+    configurator.set_liquidation_params(new, sender=risk_manager)
+    assert engine.reserve_factor() == WAD // 3
+    assert as_dict(engine.liquidation_params(), new) == new

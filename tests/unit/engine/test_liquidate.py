@@ -53,17 +53,17 @@ MIN_NOTIONAL = 10 * WAD
 # --------------------------------------------------------------------------
 
 
-def set_funding_rate(engine, lens, risk_manager, market, rate):
+def set_funding_rate(configurator, lens, risk_manager, market, rate):
     p = lens.market_params(market)
     params = (p.imr, p.mmr, p.fee_rate, p.liq_fee, p.max_oi, p.min_notional, rate)
-    engine.set_market_params(market, params, sender=risk_manager)
+    configurator.set_market_params(market, params, sender=risk_manager)
 
 
 @pytest.fixture
-def no_funding(engine, lens, risk_manager):
+def no_funding(configurator, lens, risk_manager):
     """Funding off in both markets: equity no longer moves with block time."""
-    set_funding_rate(engine, lens, risk_manager, BTC, 0)
-    set_funding_rate(engine, lens, risk_manager, ETH, 0)
+    set_funding_rate(configurator, lens, risk_manager, BTC, 0)
+    set_funding_rate(configurator, lens, risk_manager, ETH, 0)
 
 
 @pytest.fixture
@@ -359,9 +359,10 @@ def test_liquidate__partial__restores_the_buffer_and_is_strictly_healthier(
 
 
 def test_liquidate__zero_buffer__leaves_the_account_at_maintenance_not_below(
+    configurator,
     engine, usdc, trader, liquidator, risk_manager, long_btc, price
 ):
-    engine.set_liquidation_params((0, WAD // 2, USDC, 10_000 * USDC), sender=risk_manager)
+    configurator.set_liquidation_params((0, WAD // 2, USDC, 10_000 * USDC), sender=risk_manager)
     price(BTC, 56_000 * FEED)
     assert engine.status(trader, 0) == LIQUIDATABLE
 
@@ -546,9 +547,10 @@ def test_liquidate__max_size_leaving_exactly_min_notional__closes_max_size(
 
 
 def test_liquidate__reward_above_cap__capped_and_insurance_keeps_the_rest(
+    configurator,
     engine, usdc, trader, liquidator, risk_manager, long_btc, price
 ):
-    engine.set_liquidation_params((BUFFER, WAD // 2, USDC, 100 * USDC), sender=risk_manager)
+    configurator.set_liquidation_params((BUFFER, WAD // 2, USDC, 100 * USDC), sender=risk_manager)
     price(BTC, 56_000 * FEED)
 
     receipt = engine.liquidate(trader, 0, BTC, UINT_MAX, sender=liquidator)
@@ -709,9 +711,9 @@ def test_liquidate__bad_debt_with_funding__matches_the_reference_model(
 # --------------------------------------------------------------------------
 
 
-def test_liquidate__while_paused__works(engine, usdc, trader, liquidator, guardian, long_btc, price, open_position):
+def test_liquidate__while_paused__works(configurator, engine, usdc, trader, liquidator, guardian, long_btc, price, open_position):
     price(BTC, 56_000 * FEED)
-    engine.pause(sender=guardian)
+    configurator.pause(sender=guardian)
     assert engine.paused()
 
     receipt = engine.liquidate(trader, 0, BTC, UINT_MAX, sender=liquidator)

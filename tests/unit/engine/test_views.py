@@ -44,16 +44,16 @@ ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 # --------------------------------------------------------------------------
 
 
-def set_funding_rate(engine, lens, risk_manager, market, rate):
+def set_funding_rate(configurator, lens, risk_manager, market, rate):
     p = lens.market_params(market)
     params = (p.imr, p.mmr, p.fee_rate, p.liq_fee, p.max_oi, p.min_notional, rate)
-    engine.set_market_params(market, params, sender=risk_manager)
+    configurator.set_market_params(market, params, sender=risk_manager)
 
 
 @pytest.fixture
-def no_funding(engine, lens, risk_manager):
-    set_funding_rate(engine, lens, risk_manager, BTC, 0)
-    set_funding_rate(engine, lens, risk_manager, ETH, 0)
+def no_funding(configurator, lens, risk_manager):
+    set_funding_rate(configurator, lens, risk_manager, BTC, 0)
+    set_funding_rate(configurator, lens, risk_manager, ETH, 0)
 
 
 @pytest.fixture
@@ -327,6 +327,7 @@ def test_vault_free_assets__no_open_interest__all_assets(engine, vault):
 
 
 def test_vault_free_assets__reserve_of_the_net_skew_rounded_up(
+    configurator,
     engine, vault, trader, other_trader, fund, open_position, risk_manager
 ):
     long = 123_456_789_123_456_789
@@ -344,7 +345,7 @@ def test_vault_free_assets__reserve_of_the_net_skew_rounded_up(
     assert (btc, eth) == (2_203_703_674, 1_500 * USDC)
     assert vault.free_assets() == assets - btc - eth
 
-    engine.set_reserve_factor(WAD // 10, sender=risk_manager)
+    configurator.set_reserve_factor(WAD // 10, sender=risk_manager)
 
     assert vault.free_assets() == assets - reserve(long - WAD // 20, 60_000 * WAD, WAD // 10) - 300 * USDC
 
@@ -357,8 +358,8 @@ def test_vault_free_assets__balanced_open_interest__nothing_reserved(engine, vau
     assert vault.free_assets() == engine.vault_assets() == 1_000_120 * USDC
 
 
-def test_vault_free_assets__reserve_above_assets__zero(engine, vault, trader, fund, open_position, risk_manager):
-    engine.set_reserve_factor(WAD, sender=risk_manager)
+def test_vault_free_assets__reserve_above_assets__zero(configurator, engine, vault, trader, fund, open_position, risk_manager):
+    configurator.set_reserve_factor(WAD, sender=risk_manager)
     fund(trader, 110_000 * USDC)
     open_position(trader, BTC, 17 * WAD)  # 1,020,000 USD of skew, all reserved
     assert engine.vault_assets() == 1_001_020 * USDC

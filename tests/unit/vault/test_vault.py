@@ -57,9 +57,9 @@ def give(usdc):
 
 
 @pytest.fixture
-def no_funding(engine, lens, risk_manager):
+def no_funding(configurator, lens, risk_manager):
     p = lens.market_params(BTC)
-    engine.set_market_params(
+    configurator.set_market_params(
         BTC, (p.imr, p.mmr, p.fee_rate, p.liq_fee, p.max_oi, p.min_notional, 0), sender=risk_manager
     )
 
