@@ -1,0 +1,279 @@
+"""The liquidator and keeper bot over a connected Ape provider.
+
+:class:`LiquidatorBot` is the thin I/O layer over the decisions in
+:mod:`margin_engine.liquidator`: it reads the chain through ``MarginLens`` in
+a few batch calls, lets those functions decide, and sends what they decided,
+after a dry run against the latest state. Two front ends drive it:
+
+- ``bot.py``, the Silverback app ``bot`` (new blocks and position events);
+- ``ape run liquidator --network ...``, a plain polling loop for any node.
+
+One round::
+
+    snapshot = bot.scan()          # pages of lens.active_accounts + lens.markets (one block)
+    report = bot.act(snapshot)     # liquidate the profitable accounts, poke funding when due
+
+Nothing is sent that the latest state says would revert (each transaction
+is first run with ``.call()``); consecutive failures trip a breaker, after
+which the bot refuses to send anything until it is reset.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from margin_engine import liquidator as logic
+from margin_engine import model
+from margin_engine.model import WAD
+
+__all__ = ["BotSettings", "LiquidatorBot", "RoundReport", "Snapshot"]
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    """How the bot trades off gas against rewards, and its keeper duties."""
+
+    page_size: int = logic.PAGE_SIZE
+    """Accounts per lens call (at most the lens's ``MAX_BATCH``)."""
+    gas_per_liquidation: int = 250_000
+    """Gas budgeted per liquidation when ranking by profit."""
+    native_usd_wad: int = 3_000 * WAD
+    """Price of the gas token in USD (WAD) when no market gives it."""
+    native_market: int | None = None
+    """A market whose oracle price is the gas token's (e.g. ETH): overrides ``native_usd_wad``."""
+    min_profit_usd_wad: int = 0
+    """Skip liquidations earning less than this after gas (WAD USD)."""
+    max_per_round: int | None = None
+    """Most liquidations sent per round."""
+    close_bankrupt: bool = False
+    """Keeper duty: liquidate BANKRUPT accounts although they pay no reward
+    (their deficit, bad debt of the insurance fund and the vault, keeps growing)."""
+    funding_max_age: int | None = 3_600
+    """Accrue a market's funding when it is older than this many seconds (None: never)."""
+    confirmations: int = 2
+    """Blocks after which a position event is final (reorg safety)."""
+    max_failures: int = 3
+    """Consecutive failed sends that trip the circuit breaker."""
+
+
+@dataclass
+class Snapshot:
+    """One consistent read of the chain (every call at ``block``)."""
+
+    block: int
+    now: int
+    markets: dict[int, model.Market]
+    assessments: list[logic.Assessment]
+    total_active: int
+    rpc_calls: int
+    seconds: float
+
+
+@dataclass
+class RoundReport:
+    """What one round did."""
+
+    snapshot: Snapshot
+    round: logic.Round
+    liquidated: list[tuple[logic.LiquidationPlan, int]] = field(default_factory=list)
+    """Plans sent and mined, with the reward the engine returned."""
+    dropped: list[tuple[logic.LiquidationPlan, str]] = field(default_factory=list)
+    """Plans whose dry run reverted on the latest state (not sent)."""
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    """Transactions sent that failed: (what, why)."""
+    funding_accrued: list[int] = field(default_factory=list)
+
+
+class CircuitOpen(RuntimeError):
+    """The bot stopped sending transactions after repeated failures."""
+
+
+class LiquidatorBot:
+    """Scans the engine, liquidates profitable accounts, keeps funding fresh.
+
+    Args:
+        engine: the ``MarginEngine`` contract instance.
+        lens: the ``MarginLens`` contract instance.
+        sender: the account that sends liquidations (it receives the rewards
+            in its engine sub-account 0).
+        settings: :class:`BotSettings`.
+        log: a printer for one-line messages (``None`` for silence).
+    """
+
+    def __init__(
+        self,
+        engine: Any,
+        lens: Any,
+        sender: Any,
+        settings: BotSettings | None = None,
+        log: Callable[[str], None] | None = print,
+    ) -> None:
+        self.engine = engine
+        self.lens = lens
+        self.sender = sender
+        self.settings = settings or BotSettings()
+        self.say: Callable[[str], None] = log or (lambda _msg: None)
+        self.book = logic.AccountBook(confirmations=self.settings.confirmations)
+        self.breaker = logic.FailureTracker(self.settings.max_failures)
+        self.scale = int(engine.SCALE())
+        self._liq_params: model.LiquidationParams | None = None
+        self.last_block: int | None = None
+
+    # ------------------------------------------------------------- reading
+
+    def scan(self) -> Snapshot:
+        """Read every account with open positions and every market at one block.
+
+        RPC calls: one for the head block, one for the liquidation
+        parameters, one for all markets and one per page of accounts.
+        """
+        from ape import chain
+
+        started = time.perf_counter()
+        head = chain.blocks.head
+        block, now = int(head.number), int(head.timestamp)
+        at = {"block_id": block}
+        calls = 1
+        self._liq_params = logic.liq_params_from_tuple(self.engine.liquidation_params(**at))
+        markets = logic.markets_from_lens(self.lens.markets(**at))
+        calls += 2
+        pages: list[tuple[int, Any]] = []
+        total, first = self.lens.active_accounts(0, self.settings.page_size, **at)
+        calls += 1
+        pages.append((int(total), first))
+        for start, count in logic.page_ranges(int(total), self.settings.page_size):
+            if start == 0:
+                continue
+            pages.append(tuple(self.lens.active_accounts(start, count, **at)))  # type: ignore[arg-type]
+            calls += 1
+        self.book.set_head(block)
+        self.book.apply_scan(pages, block)
+        snapshots = [item for _, items in pages for item in items]
+        listed = {logic.account_key(s) for s in snapshots}
+        # Candidates from events that the list does not hold (e.g. flat since).
+        extra = [key for key in self.book.keys if key not in listed]
+        for start in range(0, len(extra), self.settings.page_size):
+            chunk = extra[start : start + self.settings.page_size]
+            snapshots.extend(self.lens.accounts([list(k) for k in chunk], **at))
+            calls += 1
+        accounts = logic.accounts_from_lens(snapshots)
+        assessments = [logic.assess(a, markets, self.scale, now) for a in accounts]
+        return Snapshot(
+            block=block,
+            now=now,
+            markets=markets,
+            assessments=assessments,
+            total_active=int(total),
+            rpc_calls=calls,
+            seconds=time.perf_counter() - started,
+        )
+
+    def on_position_event(self, log: Any) -> None:
+        """Record a ``PositionModified`` log as a candidate account."""
+        self.book.add_event(log)
+
+    # ------------------------------------------------------------- acting
+
+    def decide(self, snapshot: Snapshot) -> logic.Round:
+        """The liquidations worth sending now, ranked (no I/O but the gas price)."""
+        from ape import chain
+
+        assert self._liq_params is not None, "scan() first"
+        settings = self.settings
+        native = settings.native_usd_wad
+        if settings.native_market is not None:
+            market = snapshot.markets.get(settings.native_market)
+            if market is not None and logic.price_ok(market):
+                native = market.price
+        provider = chain.provider
+        gas_price = int(provider.base_fee) + int(getattr(provider, "priority_fee", 0) or 0)
+        return logic.evaluate(
+            snapshot.assessments,
+            snapshot.markets,
+            self._liq_params,
+            self.scale,
+            gas_price_wei=gas_price,
+            gas_per_liquidation=settings.gas_per_liquidation,
+            native_usd_wad=native,
+            min_profit_usd_wad=settings.min_profit_usd_wad,
+            max_per_round=settings.max_per_round,
+            close_bankrupt=settings.close_bankrupt,
+        )
+
+    def act(self, snapshot: Snapshot, tx_fields: Callable[[], dict[str, Any]] | None = None) -> RoundReport:
+        """Send the round's liquidations, then the due funding accruals.
+
+        ``tx_fields`` gives extra fields for each transaction, asked anew
+        before every send (a Silverback app passes ``{"nonce": bot.nonce}``).
+        Raises :class:`CircuitOpen` when the breaker is tripped.
+        """
+        fields: Callable[[], dict[str, Any]] = tx_fields or dict
+        if self.breaker.tripped:
+            raise CircuitOpen(f"{self.breaker.consecutive} consecutive failures: {self.breaker.last_reason}")
+        decided = self.decide(snapshot)
+        report = RoundReport(snapshot=snapshot, round=decided)
+        for plan in decided.plans:
+            args = (plan.owner, plan.sub, plan.market, plan.max_size)
+            why = self._dry_run(self.engine.liquidate, *args)
+            if why is not None:
+                report.dropped.append((plan, why))
+                self.say(f"skip {plan.owner}/{plan.sub} market {plan.market}: dry run reverts ({why})")
+                continue
+            try:
+                receipt = self.engine.liquidate(*args, sender=self.sender, **fields())
+            except Exception as exc:  # noqa: BLE001 - any send failure counts
+                self._failed(report, f"liquidate {plan.owner}/{plan.sub}", exc)
+                continue
+            [event] = receipt.events.filter(self.engine.Liquidation) or [None]
+            reward = int(event.reward) if event is not None else 0
+            report.liquidated.append((plan, reward))
+            self.breaker.record_success()
+            self.say(
+                f"liquidated {plan.owner}/{plan.sub} market {plan.market}: "
+                f"size {plan.quote.size}, reward {reward} (quoted {plan.quote.reward}), "
+                f"block {receipt.block_number}"
+            )
+        if self.settings.funding_max_age is not None:
+            for market in logic.funding_due(snapshot.markets, snapshot.now, self.settings.funding_max_age):
+                if self._dry_run(self.engine.accrue_funding, market) is not None:
+                    continue
+                try:
+                    self.engine.accrue_funding(market, sender=self.sender, **fields())
+                except Exception as exc:  # noqa: BLE001
+                    self._failed(report, f"accrue_funding {market}", exc)
+                    continue
+                self.breaker.record_success()
+                report.funding_accrued.append(market)
+                self.say(f"accrued funding of market {market}")
+        return report
+
+    def run_round(self, tx_fields: Callable[[], dict[str, Any]] | None = None) -> RoundReport:
+        """``scan`` then ``act``."""
+        return self.act(self.scan(), tx_fields)
+
+    def on_block(self, number: int) -> None:
+        """A new head: a number not above the last one seen means a reorg
+        replaced blocks, so the candidates recorded in them are forgotten."""
+        if self.last_block is not None and number <= self.last_block:
+            self.book.rollback(number - 1)
+        self.last_block = number
+        self.book.set_head(number)
+
+    # ------------------------------------------------------------ helpers
+
+    def _dry_run(self, method: Any, *args: Any) -> str | None:
+        """None when ``method(*args)`` succeeds on the latest state, else why not."""
+        try:
+            method.call(*args, sender=self.sender)
+        except Exception as exc:  # noqa: BLE001 - a revert of any kind
+            return str(getattr(exc, "revert_message", None) or exc)
+        return None
+
+    def _failed(self, report: RoundReport, what: str, exc: Exception) -> None:
+        reason = str(getattr(exc, "revert_message", None) or exc)
+        report.failed.append((what, reason))
+        self.breaker.record_failure(f"{what}: {reason}")
+        self.say(f"FAILED {what}: {reason}")
