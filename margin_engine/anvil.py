@@ -54,6 +54,10 @@ TEST_ACCOUNTS = 10
 CHAIN_ID = 31337
 """Chain id of the local node (anvil's default, the one Ape expects for ``local``)."""
 
+APE_NETWORK = "ethereum:local:foundry"
+"""Ape network choice for a running anvil (with :meth:`Anvil.ape_env` or
+:meth:`Anvil.ape_provider_settings`, ape-foundry connects to it and starts none)."""
+
 NPM_ANVIL = Path("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
 """Where ``npm ci`` puts the pinned binary, relative to the repository root."""
 
@@ -355,6 +359,29 @@ class Anvil:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    # -- Ape ---------------------------------------------------------------
+
+    def ape_env(self) -> dict[str, str]:
+        """Environment for an Ape process (``ape run``, ``ape test``, ``silverback
+        run``) given ``--network ethereum:local:foundry`` (:data:`APE_NETWORK`):
+
+        - ``APE_FOUNDRY_HOST``: ape-foundry connects to this URI (it wins over
+          ``foundry: host`` in ``ape-config.yaml``);
+        - ``APE_MANAGE_PROCESS=false``: if the node is not reachable,
+          ape-foundry fails instead of starting an anvil of its own on that
+          port. (The variable has no ``FOUNDRY_`` in it: ape-foundry's settings
+          take the bare ``APE_`` prefix.)
+        """
+        return {"APE_FOUNDRY_HOST": self.uri, "APE_MANAGE_PROCESS": "false"}
+
+    def ape_provider_settings(self) -> dict[str, Any]:
+        """``provider_settings`` for Ape in this Python process::
+
+            with networks.parse_network_choice(APE_NETWORK, provider_settings=node.ape_provider_settings()):
+                ...
+        """
+        return {"host": self.uri, "manage_process": False}
 
     # -- helpers -------------------------------------------------------------
 
