@@ -155,6 +155,12 @@ class Anvil:
             ``None`` (default): auto-mining, one block per transaction.
         no_mining: mine only on demand (``anvil_mine`` / ``evm_mine``);
             excludes ``block_time``.
+
+            With either, ``anvil_getAutomine`` is false and Ape (ape-foundry)
+            then returns a transaction's receipt at once, before it is mined
+            (block number -1): a deployment fails ("did not create a
+            contract"). Deploy on an auto-mining node, then call
+            :meth:`set_interval_mining`.
         mnemonic, accounts, chain_id: the funded accounts and the chain id
             (default: the project's test mnemonic, 10 accounts, 31337).
         balance: ether per account (anvil's default, 10,000, when ``None``).
@@ -388,6 +394,17 @@ class Anvil:
     def rpc(self, method: str, *params: Any, timeout: float = 10.0) -> Any:
         """One JSON-RPC call to this node; returns ``result``."""
         return rpc(self.uri, method, params, timeout=timeout)
+
+    def set_automine(self, enabled: bool) -> None:
+        """Mine a block per transaction (``evm_setAutomine``); turning it on
+        stops interval mining."""
+        self.rpc("evm_setAutomine", enabled)
+
+    def set_interval_mining(self, seconds: int) -> None:
+        """Mine a block every ``seconds`` (whole seconds; ``evm_setIntervalMining``).
+        This turns auto-mining off; 0 stops interval mining too (then nothing
+        is mined until :meth:`mine` or :meth:`set_automine`)."""
+        self.rpc("evm_setIntervalMining", int(seconds))
 
     def mine(self, blocks: int = 1) -> None:
         """Mine ``blocks`` blocks now (``anvil_mine``)."""

@@ -1,6 +1,6 @@
 """Fixtures of the tests against a real node: anvil over JSON-RPC.
 
-- ``anvil``: one anvil process for the session (:class:`margin_engine.anvil.Anvil`:
+- ``anvil_bin``: the binary; ``anvil``: one anvil process for the session (:class:`margin_engine.anvil.Anvil`:
   free loopback port, the test mnemonic, chain id 31337, log under pytest's
   temporary directory), stopped at the end of the session. Without a binary
   (``make node`` installs it) the tests skip, unless ``REQUIRE_ANVIL`` is set
@@ -44,15 +44,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Anvil]:
+def anvil_bin() -> Path:
+    """The anvil binary (:func:`margin_engine.anvil.find_anvil`), or skip / fail."""
     try:
-        binary = find_anvil()
+        return find_anvil()
     except AnvilNotFoundError as err:
         if os.environ.get("REQUIRE_ANVIL") or os.environ.get("ANVIL_BIN"):
             pytest.fail(str(err), pytrace=False)
         pytest.skip(f"{err} (REQUIRE_ANVIL unset: skipped)")
+
+
+@pytest.fixture(scope="session")
+def anvil(anvil_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Anvil]:
     log = tmp_path_factory.mktemp("anvil") / "anvil.log"
-    with Anvil(binary=binary, log_path=log) as node:
+    with Anvil(binary=anvil_bin, log_path=log) as node:
         yield node
 
 
