@@ -31,9 +31,11 @@ from typing import Any
 
 import pytest
 
-from margin_engine.anvil import APE_NETWORK, Anvil, AnvilNotFoundError, find_anvil, repo_root
+from margin_engine.anvil import APE_NETWORK, Anvil, AnvilNotFoundError, find_anvil
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+"""The repository these tests belong to (ape subprocesses run there)."""
 APE = Path(sys.executable).parent / "ape"
 
 
@@ -47,7 +49,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def anvil_bin() -> Path:
     """The anvil binary (:func:`margin_engine.anvil.find_anvil`), or skip / fail."""
     try:
-        return find_anvil()
+        return find_anvil(ROOT)
     except AnvilNotFoundError as err:
         if os.environ.get("REQUIRE_ANVIL") or os.environ.get("ANVIL_BIN"):
             pytest.fail(str(err), pytrace=False)
@@ -69,7 +71,7 @@ def run_ape(anvil: Anvil) -> Callable[..., subprocess.CompletedProcess[str]]:
         cmd = [str(APE), *args, "--network", APE_NETWORK]
         env = {**os.environ, **anvil.ape_env()}
         result = subprocess.run(
-            cmd, cwd=repo_root(), env=env, capture_output=True, text=True, timeout=timeout
+            cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
         )
         if result.returncode != 0:
             pytest.fail(
