@@ -1,12 +1,17 @@
 # Margin engine: developer tasks.
 #
 #   make setup     create .venv and install the project (only when needed)
+#   make node      npm ci: anvil, pinned in package-lock.json (only when needed)
 #   make compile   ape compile
 #   make sizes     runtime bytecode sizes vs the EIP-170 limit
 #   make lint      the Vyper lint (token calls asserted, no calls inside expressions, ...)
-#   make test      sizes, lint, then the test suite (TEST_CMD)
+#   make test      node, sizes, lint, then the test suite (TEST_CMD)
 #   make demo | bench | deploy     ape run demo | bench | deploy
-#   make clean     remove build and test caches (make distclean: also .venv)
+#   make clean     remove build and test caches (make distclean: also .venv, node_modules)
+#
+# anvil (a local JSON-RPC node) comes from the npm package
+# @foundry-rs/anvil-linux-amd64; its bin/ is on the PATH of every target, so
+# `--network ethereum:local:foundry` and margin_engine.anvil find it.
 
 PYTHON  ?= python3
 VENV    ?= .venv
@@ -14,11 +19,14 @@ PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
 APE     := $(VENV)/bin/ape
 STAMP   := $(VENV)/.installed
+NPM     ?= npm
+ANVIL_DIR  := node_modules/@foundry-rs/anvil-linux-amd64/bin
+NODE_STAMP := node_modules/.installed
 
 # ape-vyper runs the `vyper` executable found on PATH when it matches the
 # configured version (else it looks for a vvm-downloaded binary): put the
 # virtualenv's vyper first so that compilation is offline.
-export PATH := $(abspath $(VENV))/bin:$(PATH)
+export PATH := $(abspath $(VENV))/bin:$(abspath $(ANVIL_DIR)):$(PATH)
 
 # Silence a harmless pydantic-settings warning that ape-vyper 0.8.12 triggers
 # on every ape command (its config has an unresolved forward reference).
@@ -29,9 +37,10 @@ TEST_ARGS ?=
 TEST_CMD  ?= $(APE) test tests -q $(TEST_ARGS)
 DEPLOY_ARGS ?=
 
-.PHONY: venv setup compile sizes lint test demo bench deploy clean distclean
+.PHONY: venv setup node compile sizes lint test demo bench deploy clean distclean
 
 venv setup: $(STAMP)
+node: $(NODE_STAMP)
 
 # Reinstall only when the stamp is missing or pyproject.toml changed.
 # --no-build-isolation: the build uses the venv's setuptools and wheel (a
@@ -44,6 +53,13 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --no-build-isolation -e .
 	touch $(STAMP)
 
+# npm ci (exact versions from package-lock.json) only when the stamp is
+# missing or the lockfile changed; fails if the binary did not land.
+$(NODE_STAMP): package-lock.json package.json
+	$(NPM) ci --no-audit --no-fund
+	test -x $(ANVIL_DIR)/anvil
+	touch $(NODE_STAMP)
+
 compile: setup
 	$(APE) compile
 
@@ -55,8 +71,10 @@ lint: setup
 	$(PY) -m margin_engine.lint contracts
 
 # Sizes first; the tests run even when a contract is over the limit, and the
-# target fails if either step failed.
-test: setup
+# target fails if either step failed. REQUIRE_ANVIL: the tests that need
+# anvil (tests/node) fail instead of skipping when it is missing.
+test: export REQUIRE_ANVIL ?= 1
+test: setup node
 	@status=0; \
 	$(MAKE) --no-print-directory sizes || status=1; \
 	$(MAKE) --no-print-directory lint || status=1; \
@@ -66,7 +84,7 @@ test: setup
 demo: setup
 	$(APE) run demo
 
-bench: setup
+bench: setup node
 	$(APE) run bench
 
 deploy: setup
@@ -77,4 +95,4 @@ clean:
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) node_modules
