@@ -10,7 +10,13 @@
 @dev    The math, with its rounding, is specified in `docs/engine-spec.md` and
         mirrored by `margin_engine/model.py`.
 
-        Stopping new risk: an account holding `GUARDIAN_ROLE` calls `pause()`.
+        Governance: the roles live here (snekmate `access_control`); market
+        listing, oracles, risk parameters, the vault link and the pause are
+        written only by `configurator` (`EngineConfigurator`), which checks
+        the caller's role here and enforces every bound.
+
+        Stopping new risk: an account holding `GUARDIAN_ROLE` calls
+        `EngineConfigurator.pause()`.
         While paused, opening and increasing positions revert with
         "engine: paused"; deposits, reductions, closes, withdrawals of free
         collateral, liquidations and LP withdrawals keep working.
