@@ -55,6 +55,9 @@ class BotSettings:
     """Accrue a market's funding when it is older than this many seconds (None: never)."""
     confirmations: int = 2
     """Blocks after which a position event is final (reorg safety)."""
+    events: bool = True
+    """Also read ``PositionModified`` logs since the last scan (one ``eth_getLogs``
+    per round, re-reading the last ``confirmations`` blocks) as candidates."""
     max_failures: int = 3
     """Consecutive failed sends that trip the circuit breaker."""
 
@@ -121,6 +124,7 @@ class LiquidatorBot:
         self.scale = int(engine.SCALE())
         self._liq_params: model.LiquidationParams | None = None
         self.last_block: int | None = None
+        self._next_log_block: int | None = None
 
     # ------------------------------------------------------------- reading
 
@@ -128,7 +132,9 @@ class LiquidatorBot:
         """Read every account with open positions and every market at one block.
 
         RPC calls: one for the head block, one for the liquidation
-        parameters, one for all markets and one per page of accounts.
+        parameters, one for all markets, one per page of accounts, one for
+        the position logs since the last scan (``settings.events``) and one
+        per page of candidates from those logs that the list no longer holds.
         """
         from ape import chain
 
@@ -137,6 +143,16 @@ class LiquidatorBot:
         block, now = int(head.number), int(head.timestamp)
         at = {"block_id": block}
         calls = 1
+        if self.last_block is not None and block < self.last_block:
+            self.book.rollback(block)  # the chain went back: forget what it undid
+        if self.settings.events:
+            # Re-read the unconfirmed tail each time: a reorg may have changed it.
+            start = block if self._next_log_block is None else self._next_log_block - self.settings.confirmations
+            for log in self.engine.PositionModified.range(max(start, 0), block + 1):
+                self.book.add_event(log)
+            self._next_log_block = block + 1
+            calls += 1
+        self.last_block = block
         self._liq_params = logic.liq_params_from_tuple(self.engine.liquidation_params(**at))
         markets = logic.markets_from_lens(self.lens.markets(**at))
         calls += 2

@@ -58,8 +58,8 @@ def test_bot__scan__reads_every_active_account_in_one_block(engine, bot, book):
         who, sub = assessment.key
         assert assessment.status == engine.status(who, sub) == assessment.engine_status
         assert not assessment.mismatch
-    # head block, liquidation params, markets, one page
-    assert snapshot.rpc_calls == 4
+    # head block, position logs, liquidation params, markets, one page
+    assert snapshot.rpc_calls == 5
 
 
 def test_bot__price_drop__liquidates_exactly_the_accounts_below_maintenance(
@@ -155,3 +155,26 @@ def test_bot__breaker__stops_sending_after_repeated_failures(engine, lens, liqui
 
     with pytest.raises(CircuitOpen):
         bot.run_round()
+
+
+def test_bot__events_between_scans__candidates_and_a_chain_going_back_forgets_them(
+    chain, engine, bot, book, accounts, fund, open_position
+):
+    bot.scan()
+    newcomer = (str(accounts[9]), 7)
+    snapshot_id = chain.snapshot()
+    fund(accounts[9], 1_000 * USDC, sub=7)
+    open_position(accounts[9], ETH, WAD // 10, sub=7)
+
+    found = bot.scan()
+
+    assert newcomer in bot.book
+    assert newcomer in {a.key for a in found.assessments}
+
+    # The chain goes back below the block that held the position (a reorg).
+    chain.restore(snapshot_id)
+    again = bot.scan()
+
+    assert newcomer not in bot.book
+    assert newcomer not in {a.key for a in again.assessments}
+    assert again.total_active == 5
