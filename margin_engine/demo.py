@@ -147,12 +147,31 @@ def _report_fill(ctx: _Ctx, name: str, receipt: Any) -> None:
 
 
 def _liquidate(ctx: _Ctx, liquidator_name: str, name: str) -> None:
+    """One round of the liquidator bot (margin_engine.runner), which must
+    liquidate `name` and nobody else."""
+    from margin_engine.runner import LiquidatorBot
+
     owner = ctx.actors[name]
     liquidator = ctx.actors[liquidator_name]
     size = int(ctx.engine.position(owner, 0, ctx.market).size)
     insurance_before = int(ctx.engine.insurance_fund())
-    # max_size = the whole position: the engine closes only what is needed.
-    receipt = ctx.engine.liquidate(owner, 0, ctx.market, abs(size), sender=liquidator)
+    bot = LiquidatorBot(ctx.engine, ctx.lens, liquidator, log=None)
+    report = bot.run_round()
+    snap = report.snapshot
+    _say(
+        ctx.echo,
+        f"The {liquidator_name}'s bot reads the {snap.total_active} accounts with open positions"
+        f" in {snap.rpc_calls} calls at block {snap.block}, values them with the reference"
+        f" model and sends {len(report.liquidated)} liquidation(s):",
+    )
+    if [(p.owner, p.sub) for p, _ in report.liquidated] != [(str(owner), 0)]:
+        raise DemoError(f"the bot should liquidate {name} only, it sent {report.liquidated}")
+    plan, _ = report.liquidated[0]
+    ctx.echo(
+        f"     quoted before sending: close {fmt_size(plan.quote.size, MARKET, signed=False)},"
+        f" reward {ctx.tokens(plan.quote.reward)} USDC, gas {fmt_wad(plan.gas_cost_usd)} USD"
+    )
+    receipt = report.receipts[0]
     events = receipt.events.filter(ctx.engine.Liquidation)
     if len(events) != 1:
         raise DemoError(f"expected one Liquidation event, got {len(events)}")

@@ -82,7 +82,9 @@ class RoundReport:
     snapshot: Snapshot
     round: logic.Round
     liquidated: list[tuple[logic.LiquidationPlan, int]] = field(default_factory=list)
-    """Plans sent and mined, with the reward the engine returned."""
+    """Plans sent and mined, with the reward the engine logged."""
+    receipts: list[Any] = field(default_factory=list)
+    """The receipts of the liquidations, in ``liquidated`` order."""
     dropped: list[tuple[logic.LiquidationPlan, str]] = field(default_factory=list)
     """Plans whose dry run reverted on the latest state (not sent)."""
     failed: list[tuple[str, str]] = field(default_factory=list)
@@ -246,6 +248,7 @@ class LiquidatorBot:
             [event] = receipt.events.filter(self.engine.Liquidation) or [None]
             reward = int(event.reward) if event is not None else 0
             report.liquidated.append((plan, reward))
+            report.receipts.append(receipt)
             self.breaker.record_success()
             self.say(
                 f"liquidated {plan.owner}/{plan.sub} market {plan.market}: "
