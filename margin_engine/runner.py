@@ -127,6 +127,7 @@ class LiquidatorBot:
         self._liq_params: model.LiquidationParams | None = None
         self.last_block: int | None = None
         self._next_log_block: int | None = None
+        self._last_notified: int | None = None
 
     # ------------------------------------------------------------- reading
 
@@ -274,11 +275,16 @@ class LiquidatorBot:
         return self.act(self.scan(), tx_fields)
 
     def on_block(self, number: int) -> None:
-        """A new head: a number not above the last one seen means a reorg
-        replaced blocks, so the candidates recorded in them are forgotten."""
-        if self.last_block is not None and number <= self.last_block:
+        """A new head: a number not above the last one notified means a reorg
+        replaced blocks, so the candidates recorded in them are forgotten.
+
+        Compared with the previous notification, not with the head a scan
+        read (``last_block``): a notification may arrive after a round has
+        already read a later head, and that is no reorg.
+        """
+        if self._last_notified is not None and number <= self._last_notified:
             self.book.rollback(number - 1)
-        self.last_block = number
+        self._last_notified = number
         self.book.set_head(number)
 
     # ------------------------------------------------------------ helpers

@@ -178,3 +178,17 @@ def test_bot__events_between_scans__candidates_and_a_chain_going_back_forgets_th
     assert newcomer not in bot.book
     assert newcomer not in {a.key for a in again.assessments}
     assert again.total_active == 5
+
+
+def test_bot__block_notifications__late_ones_are_not_reorgs_repeated_ones_are(bot):
+    someone = "0x" + "ab" * 20
+    bot.on_block(100)
+    bot.book.add(someone, 1, 102)
+
+    bot.on_block(101)  # late (a round may already have read block 102): no reorg
+
+    assert any(key[1] == 1 for key in bot.book.keys)
+
+    bot.on_block(101)  # the same height again: blocks after 100 were replaced
+
+    assert not any(key[1] == 1 for key in bot.book.keys)
