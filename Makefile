@@ -7,6 +7,7 @@
 #   make lint      the Vyper lint (token calls asserted, no calls inside expressions, ...)
 #   make test      node, sizes, lint, then the test suite (TEST_CMD)
 #   make demo | bench | deploy     ape run demo | bench | deploy
+#                  (bench: gas, then the bot's scan on anvil; BENCH_ARGS="--no-scan" or "--scan-only")
 #   make clean     remove build and test caches (make distclean: also .venv, node_modules)
 #
 # anvil (a local JSON-RPC node) comes from the npm package
@@ -36,6 +37,7 @@ export PYTHONWARNINGS ?= ignore:Field 'import_remapping' has an incomplete defin
 TEST_ARGS ?=
 TEST_CMD  ?= $(APE) test tests -q $(TEST_ARGS)
 DEPLOY_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: venv setup node compile sizes lint test demo bench deploy clean distclean
 
@@ -85,7 +87,7 @@ demo: setup
 	$(APE) run demo
 
 bench: setup node
-	$(APE) run bench
+	$(APE) run bench $(BENCH_ARGS)
 
 deploy: setup
 	$(APE) run deploy $(DEPLOY_ARGS)

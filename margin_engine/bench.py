@@ -77,10 +77,36 @@ OPERATIONS: list[tuple[str, str, str]] = [
     ("withdraw_flat", "withdraw", "no open position (no health check)"),
     ("withdraw_1pos", "withdraw", "one open position (full health check)"),
     ("open_first_cold_market", "open", "first position, market without open interest"),
-    ("open_first", "open", "first position of the account, market already traded"),
+    ("open_first", "open", "first position of the account, market already traded (appended to the active list)"),
+    (
+        "open_first_appends",
+        "open",
+        "first position of a sub-account, 1 ETH: appended to the active list (a never-used list slot)",
+    ),
+    (
+        "open_second_position",
+        "open",
+        "1 ETH in a sub-account already holding BTC: no list change; the health check values 2 positions",
+    ),
     ("increase", "increase", "same market, same side"),
     ("reduce", "reduce", "partial (half of the position)"),
-    ("close", "close", "close_position (slots cleared, refunds)"),
+    (
+        "close",
+        "close",
+        "close_position of the account's only position (slots cleared, refunds);"
+        " it leaves the active list, the list's last entry moves into its place",
+    ),
+    ("close_keeps_other", "close", "1 ETH of a sub-account that keeps its BTC position: no list change"),
+    (
+        "close_last_swap",
+        "close",
+        "1 ETH, the sub-account's last position: it leaves the list, the last entry moves into its place",
+    ),
+    (
+        "close_last_tail",
+        "close",
+        "1 ETH, the last position of the list's last entry: it leaves the list, nothing moves",
+    ),
     (
         "liquidate_partial_first",
         "liquidate",
@@ -88,6 +114,7 @@ OPERATIONS: list[tuple[str, str, str]] = [
     ),
     ("liquidate_partial", "liquidate", "partial; insurance fund and liquidator balance already non-zero"),
     ("liquidate_full_bad_debt", "liquidate", "full close, bad debt paid by the insurance fund"),
+    ("accrue_funding", "accrue_funding", "keeper poke: ETH (open interest), 12 s after its last update"),
 ]
 
 
@@ -295,8 +322,44 @@ class _System:
             "liquidate_full_bad_debt", lambda: liquidate(a.frank, 0, btc, WAD, sender=a.liquidator)
         )
         self._check_liquidations(receipt)
+        self._run_active_list()
         gas = {k: v for k, v in self.gas.items() if not k.startswith("health_check_")}
         return gas, health
+
+    def _run_active_list(self) -> None:
+        """Opens and closes around the engine's list of accounts with positions,
+        and a funding poke; bob's sub-accounts 1-3, 1 ETH (or 0.05 BTC) on 10,000."""
+        a, engine = self.actors, self.engine
+        btc, eth = self.d.markets["BTC"], self.d.markets["ETH"]
+        bob, measure = a.bob, self.measure
+        self.give(bob, 30_000)
+        for sub in (1, 2, 3):
+            self.deposit(bob, 10_000, sub=sub)
+        self.trade(bob, btc, WAD // 20, sub=1)  # sub 1 joins the list (a slot used before)
+        measure("open_first_appends", lambda: self.trade(bob, eth, WAD, sub=2))
+        measure("open_second_position", lambda: self.trade(bob, eth, WAD, sub=1))
+        self.trade(bob, eth, WAD, sub=3)  # sub 3: the list's last entry
+        measure("accrue_funding", lambda: engine.accrue_funding(eth, sender=a.liquidator))
+        close_limit = self.limit(eth, buy=False)
+        measure("close_keeps_other", lambda: engine.close_position(bob, 1, eth, close_limit, sender=bob))
+        measure("close_last_swap", lambda: engine.close_position(bob, 2, eth, close_limit, sender=bob))
+        measure("close_last_tail", lambda: engine.close_position(bob, 3, eth, close_limit, sender=bob))
+        self._check_active_list()
+
+    def _check_active_list(self) -> None:
+        """Sub 1 is listed (BTC), subs 2 and 3 are not; every listed entry points back at its index."""
+        bob, engine = self.actors.bob, self.engine
+        count = int(engine.active_count())
+        entries = [int(engine.active_accounts(i)) for i in range(count)]
+        keys = [(entry & (2**160 - 1), entry >> 160) for entry in entries]
+        listed = {sub for owner, sub in keys if owner == int(str(bob.address), 16)}
+        if listed != {0, 1}:
+            raise RuntimeError(f"bench: bob's listed sub-accounts are {sorted(listed)}, expected [0, 1]")
+        for i, entry in enumerate(entries):
+            owner = "0x" + f"{entry & (2**160 - 1):040x}"
+            index = (int(engine.account_meta(owner, entry >> 160)) >> 80) & (2**32 - 1)
+            if index != i:
+                raise RuntimeError(f"bench: list entry {i} records index {index}")
 
     def contract_names(self) -> dict[str, str]:
         names = {
@@ -659,6 +722,26 @@ def run_bench(echo: Echo = print, profile: bool = True) -> BenchResult:
         )
     )
 
+    # The active-list append, derived: a first open less a second-market open
+    # whose health check values one more position (the 1 -> 2 step above).
+    def append_cost(gas: dict[str, int], health_gas: dict[int, int]) -> int:
+        return gas["open_first_appends"] - (gas["open_second_position"] - (health_gas[2] - health_gas[1]))
+
+    index = next(i for i, m in enumerate(measurements) if m.key == "open_second_position") + 1
+    measurements.insert(
+        index,
+        Measurement(
+            key="open_first_list_append",
+            operation="open",
+            case="derived: first open - (second-market open - one health-check position step)"
+            " = the active-list append on a first open",
+            gas=append_cost(gas_a, health_a),
+            gas_second_system=append_cost(gas_b, health_b),
+            target=None,
+            within_target=None,
+        ),
+    )
+
     notes = [
         "gas = receipt.gas_used: includes the 21,000 intrinsic gas and calldata, after EIP-3529 refunds.",
         "Token: the MockERC20 settlement token with an unlimited approval (no allowance write);"
@@ -673,6 +756,12 @@ def run_bench(echo: Echo = print, profile: bool = True) -> BenchResult:
         " 2,800 gas less for the slot write and ~1,000 for the accrual).",
         "Health-check sizes: sub-account n holds n positions of $1,000 in markets 0..n-1"
         " (BTC, ETH and six $100 markets listed with add_market); the withdrawal of 1 USDC runs the check.",
+        "Active list: an account's first open appends it (a new entry slot and the count);"
+        " closing its last position removes it: the list's last entry moves into its place (a slot"
+        " write and the mover's account word) unless it was the last entry. Removed entries are not"
+        " cleared, so a later append into a used slot costs a non-zero write (2,900) instead of 20,000;"
+        " the rows above append into a never-used slot. The list rows run after the liquidations,"
+        " on bob's sub-accounts 1-3.",
     ]
     return BenchResult(
         network=network,
