@@ -692,21 +692,23 @@ def _notes(scans: Sequence[ScanRun], lens_gas: dict[str, int], block_gas_limit: 
     ref = [s for s in scans if s.reader != "bot"]
     notes = [
         "s per scan: `Snapshot.seconds`, the wall time of `LiquidatorBot.scan()` from reading the head"
-        " block to the assessed accounts: JSON-RPC round trips, anvil's execution of the lens, Ape's"
-        " ABI decoding and the reference model's valuation of every account. eth_call s: the part spent"
+        " block to the assessed accounts: JSON-RPC round trips, anvil's execution of the lens, ABI"
+        " decoding and the reference model's valuation of every account. eth_call s: the part spent"
         " in `eth_call` requests (HTTP on the loopback and anvil's execution); the rest is Python.",
-        "Bot RPC calls: `Snapshot.rpc_calls` (head block, liquidation parameters, markets, one per page)."
-        " JSON-RPC requests: the lines anvil logged during the scan, one per request that reached the node.",
+        "Bot RPC calls: `Snapshot.rpc_calls` (head block, position logs since the last scan, liquidation"
+        " parameters, markets, one per page). JSON-RPC requests: the lines anvil logged during the scan,"
+        " one per request that reached the node.",
     ]
     if bot:
         first = bot[0]
         notes.append(
             f"Per scan of {first.accounts:,} accounts in pages of {first.page_size}, the node received:"
-            f" {_per_scan(first.samples)}. Each Ape contract call costs 3 requests on a development"
-            " network: `eth_getBlockByNumber` (Ape fills the call's gas limit with the block gas limit,"
-            " the local networks' `gas_limit: max`, then drops it from the `eth_call`), `eth_getCode`"
-            " (Ape checks the address holds code; it caches the code only on non-development networks)"
-            " and the `eth_call`. `Snapshot.rpc_calls` counts calls, not requests."
+            f" {_per_scan(first.samples)}. The bot sends each view as one raw `eth_call` at the scanned"
+            " block and decodes it with `eth_abi` (`LiquidatorBot._read`): a call through Ape's contract"
+            " objects costs 3 requests on a development network (`eth_getBlockByNumber` for a gas limit"
+            " it then drops, `eth_getCode`, the `eth_call`), a call through web3's middleware 3 as well"
+            " (two `eth_chainId`), and Ape's struct decoding was ~15x slower than `eth_abi` here (it builds"
+            " a new dataclass type per decoded struct, ~3 per account)."
         )
     if bot and ref:
         a = next((s for s in bot if s.accounts == ref[-1].accounts and s.page_size == ref[-1].page_size), bot[-1])
@@ -714,12 +716,9 @@ def _notes(scans: Sequence[ScanRun], lens_gas: dict[str, int], block_gas_limit: 
         notes.append(
             f"Where a scan's time goes ({a.accounts:,} accounts, pages of {a.page_size}): the bot takes"
             f" {a.median_seconds:.2f} s, of which {statistics.median(x.eth_call_seconds for x in a.samples):.2f} s"
-            " in eth_call requests. The `eth_abi` rows are a reference read, not the bot: the same calls at one"
-            " block, each decoded by `eth_abi.decode` into plain tuples, then the same conversion and model"
-            f" ({r.median_seconds:.2f} s, the same statuses for every account). The difference is Ape's"
-            " decoding of `AccountSnapshot` structs: it builds a new dataclass type for every struct it"
-            " decodes (`make_dataclass`, ~3 per account), and the bot's `isinstance(obj, Mapping)` test on"
-            " each new type misses the ABC cache."
+            " in eth_call requests. The `eth_abi` rows are a reference read without the bot's bookkeeping"
+            " (no log read, no account book): the same calls at one block decoded into plain tuples, then the"
+            f" same conversion and model ({r.median_seconds:.2f} s, the same statuses for every account)."
         )
     notes.append(
         "Ape drops any gas field from `eth_call`, so the node's cap applies: anvil gives a call the block"
