@@ -5,30 +5,47 @@
 @notice Governance of a MarginEngine: listing markets, setting oracles and
         risk parameters within hard bounds, the liquidation parameters, the
         vault reserve, connecting the vault, and the guardian's pause.
-@dev    The engine keeps the roles (snekmate `access_control`: DEFAULT_ADMIN,
-        RISK_MANAGER, GUARDIAN) and stores only what this contract hands it
-        (`store_*`, callable by the engine's `configurator` alone), so every
-        bound is enforced here and every change is logged here. Keeping this
-        logic out of the engine keeps the engine's bytecode under EIP-170.
-        The contract has no state of its own: the admin may replace it with
-        `MarginEngine.set_configurator`.
+@dev    The roles live here (snekmate `access_control`: DEFAULT_ADMIN,
+        RISK_MANAGER, GUARDIAN). The engine stores only what this contract
+        hands it (`store_*`, callable by the engine's `configurator` alone),
+        so every bound is enforced here and every change is logged here.
+        Keeping this logic out of the engine keeps the engine's bytecode
+        under EIP-170. Deployment: this contract first (the deployer is
+        DEFAULT_ADMIN), then `MarginEngine(settlement_asset, configurator)`,
+        then `set_engine(engine)` once. The admin may hand governance to
+        another configurator with `migrate`.
 """
 
+from snekmate.auth import access_control
 from .interfaces import IMarginEngine
 
+initializes: access_control
 
-interface IRoles:
-    def hasRole(role: bytes32, account: address) -> bool: view
+exports: (
+    access_control.DEFAULT_ADMIN_ROLE,
+    access_control.hasRole,
+    access_control.getRoleAdmin,
+    access_control.grantRole,
+    access_control.revokeRole,
+    access_control.renounceRole,
+    access_control.supportsInterface,
+)
 
 
 interface IEngineStore:
+    def configurator() -> address: view
+    def set_configurator(configurator: address): nonpayable
     def market_count() -> uint256: view
     def vault() -> address: view
     def paused() -> bool: view
     def reserve_factor() -> uint256: view
     def liquidation_params() -> IMarginEngine.LiquidationParams: view
     def store_oracle(market: uint256, oracle: uint256, bounds: uint256): nonpayable
-    def store_market_params(market: uint256, rates: uint256, limits: uint256, funding_rate_max: uint256): nonpayable
+    def store_market_params(
+        market: uint256, rates: uint256, limits: uint256, funding_rate_max: uint256, mm_ramp: uint256
+    ): nonpayable
+    def market_words(market: uint256) -> (uint256, uint256, uint256, uint256, uint256, uint256): view
+    def mm_ramp(market: uint256) -> (uint256, uint256, uint256, uint256): view
     def store_globals(liq_rates: uint256, liq_rewards: uint256, reserve_factor: uint256): nonpayable
     def store_vault(vault: address): nonpayable
     def store_paused(paused: bool): nonpayable
@@ -45,30 +62,93 @@ interface AggregatorDecimals:
 WAD: constant(uint256) = 10**18
 MASK128: constant(uint256) = 2**128 - 1
 
-DEFAULT_ADMIN_ROLE: constant(bytes32) = empty(bytes32)
-RISK_MANAGER_ROLE: constant(bytes32) = keccak256("RISK_MANAGER")
-GUARDIAN_ROLE: constant(bytes32) = keccak256("GUARDIAN")
+RISK_MANAGER_ROLE: public(constant(bytes32)) = keccak256("RISK_MANAGER")
+GUARDIAN_ROLE: public(constant(bytes32)) = keccak256("GUARDIAN")
 
 # Hard bounds on risk parameters.
 MAX_FEE_RATE: public(constant(uint256)) = 10**16                      # 1 % of notional
 MAX_FUNDING_RATE: public(constant(uint256)) = 10**18 // 100 // 3600   # 1 % per hour at full skew
 MAX_HEARTBEAT: public(constant(uint256)) = 2**32 - 1
 MAX_FEED_DECIMALS: public(constant(uint256)) = 18
+# Changes of imr, mmr or liq_fee by the risk manager: at most 5 points each,
+# at least an hour apart per market, and a higher mmr ramps in.
+MAX_RATE_STEP: public(constant(uint256)) = 10**18 // 20
+MIN_RATE_CHANGE_DELAY: public(constant(uint256)) = 3_600
+MIN_RAMP_DURATION: public(constant(uint256)) = 3_600
+MAX_RAMP_DURATION: public(constant(uint256)) = 30 * 86_400
+RAMP_FLAG: constant(uint256) = 2**63  # top bit of the mmr field: a ramp is on
+MASK64: constant(uint256) = 2**64 - 1
 
 
-# @dev The engine configured (and whose roles are checked).
-ENGINE: public(immutable(address))
+# @dev The engine configured; set once (`set_engine`).
+engine: public(address)
+# @dev How long a rise of a market's maintenance rate takes to apply in full.
+mm_ramp_duration: public(uint256)
+# @dev When the risk manager last changed a market's imr, mmr or liq_fee.
+rates_changed_at: public(HashMap[uint256, uint256])
+
+
+event EngineSet:
+    engine: address
+
+
+event Migrated:
+    configurator: address
+
+
+event MaintenanceRamp:
+    market: indexed(uint256)
+    old_mmr: uint256
+    new_mmr: uint256
+    start: uint256
+    end: uint256
+
+
+event RampDurationSet:
+    duration: uint256
 
 
 @deploy
-def __init__(engine: address):
+def __init__():
     """
-    @notice Deploy a configurator for `engine`; the engine's admin then
-            connects it with `set_configurator`.
+    @notice Deploy a configurator; the deployer becomes DEFAULT_ADMIN.
+    """
+    access_control.__init__()
+    self.mm_ramp_duration = 86_400
+
+
+# --------------------------------------------------------------------------
+#                           Admin: the engine link
+# --------------------------------------------------------------------------
+
+@external
+def set_engine(engine: address):
+    """
+    @notice Connect the engine this contract governs; once only.
+    @dev DEFAULT_ADMIN only. The engine must name this contract as its
+         configurator (its constructor argument).
     @param engine The MarginEngine.
     """
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    assert self.engine == empty(address), "configurator: engine set"
     assert engine != empty(address), "configurator: zero address"
-    ENGINE = engine
+    configurator: address = staticcall IEngineStore(engine).configurator()
+    assert configurator == self, "configurator: not the engine's"
+    self.engine = engine
+    log EngineSet(engine=engine)
+
+
+@external
+def migrate(configurator: address):
+    """
+    @notice Hand the engine's governance to another configurator (which
+            holds its own roles); this one can write nothing afterwards.
+    @dev DEFAULT_ADMIN only.
+    @param configurator The new configurator.
+    """
+    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    extcall IEngineStore(self.engine).set_configurator(configurator)
+    log Migrated(configurator=configurator)
 
 
 # --------------------------------------------------------------------------
@@ -93,10 +173,10 @@ def add_market(
     @param params The market's risk parameters (bounded as in `set_market_params`).
     @return The new market id.
     """
-    self._check_role(DEFAULT_ADMIN_ROLE)
-    market: uint256 = staticcall IEngineStore(ENGINE).market_count()
+    self._check_role(access_control.DEFAULT_ADMIN_ROLE)
+    market: uint256 = staticcall IEngineStore(self.engine).market_count()
     self._set_oracle(market, feed, heartbeat, min_price, max_price)
-    self._set_market_params(market, params)
+    self._set_market_params(market, params, 0)
     log IMarginEngine.MarketAdded(market=market, feed=feed)
     return market
 
@@ -112,8 +192,8 @@ def set_oracle(market: uint256, feed: address, heartbeat: uint256, min_price: ui
     @param min_price Lowest valid price (WAD).
     @param max_price Highest valid price (WAD).
     """
-    self._check_role(DEFAULT_ADMIN_ROLE)
-    assert market < staticcall IEngineStore(ENGINE).market_count(), "configurator: unknown market"
+    self._check_role(access_control.DEFAULT_ADMIN_ROLE)
+    assert market < staticcall IEngineStore(self.engine).market_count(), "configurator: unknown market"
     self._set_oracle(market, feed, heartbeat, min_price, max_price)
 
 
@@ -124,13 +204,72 @@ def set_market_params(market: uint256, params: IMarginEngine.MarketParams):
     @dev RISK_MANAGER only. The engine accrues funding at the old rate
          first, which needs a valid price when the market has open interest.
          Bounds: 0 < liq_fee < mmr < imr <= 1, fee_rate <= 1 %,
-         funding_rate_max <= 1 % per hour at full skew.
+         funding_rate_max <= 1 % per hour at full skew. A change of imr, mmr
+         or liq_fee moves each by at most `MAX_RATE_STEP` from the rates in
+         force, at least `MIN_RATE_CHANGE_DELAY` after the last one, and
+         never sets mmr above the imr in force (an account that met IM
+         cannot be ramped into liquidation at the same prices). A higher
+         imr applies at once (to new risk); a higher mmr ramps in linearly
+         over `mm_ramp_duration` from the rate in force (grandfathering); a
+         lower one applies at once.
     @param market The market id.
     @param params The new parameters.
     """
     self._check_role(RISK_MANAGER_ROLE)
-    assert market < staticcall IEngineStore(ENGINE).market_count(), "configurator: unknown market"
-    self._set_market_params(market, params)
+    assert market < staticcall IEngineStore(self.engine).market_count(), "configurator: unknown market"
+    self._check_bounds(params)
+    a: uint256 = 0
+    b: uint256 = 0
+    rates: uint256 = 0
+    c: uint256 = 0
+    d: uint256 = 0
+    e: uint256 = 0
+    a, b, rates, c, d, e = staticcall IEngineStore(self.engine).market_words(market)
+    imr: uint256 = rates & MASK64
+    mmr: uint256 = (rates >> 64) & MASK64  # in force now
+    liq_fee: uint256 = rates >> 192
+    old: uint256 = 0
+    new: uint256 = 0
+    start: uint256 = 0
+    end: uint256 = 0
+    old, new, start, end = staticcall IEngineStore(self.engine).mm_ramp(market)
+    target: uint256 = mmr
+    if end != 0:
+        target = new
+    if params.imr != imr or params.mmr != target or params.liq_fee != liq_fee:
+        assert block.timestamp >= self.rates_changed_at[market] + MIN_RATE_CHANGE_DELAY, "configurator: too soon"
+        assert (
+            self._diff(params.imr, imr) <= MAX_RATE_STEP
+            and self._diff(params.mmr, mmr) <= MAX_RATE_STEP
+            and self._diff(params.liq_fee, liq_fee) <= MAX_RATE_STEP
+            and params.mmr <= imr
+        ), "configurator: step"
+        self.rates_changed_at[market] = block.timestamp
+    ramp: uint256 = 0
+    if params.mmr > mmr:
+        # A tighter MM ramps in from the rate in force (liq_fee stays below it).
+        assert params.liq_fee < mmr, "configurator: bad params"
+        if end > block.timestamp and params.mmr == new:
+            ramp = old | (new << 64) | (start << 128) | (end << 192)  # unchanged
+        else:
+            end = block.timestamp + self.mm_ramp_duration
+            ramp = mmr | (params.mmr << 64) | (block.timestamp << 128) | (end << 192)
+            log MaintenanceRamp(market=market, old_mmr=mmr, new_mmr=params.mmr, start=block.timestamp, end=end)
+    self._set_market_params(market, params, ramp)
+
+
+@external
+def set_mm_ramp_duration(duration: uint256):
+    """
+    @notice Set how long a rise of a maintenance rate takes to apply in full.
+    @dev DEFAULT_ADMIN only; between one hour and 30 days. Ramps already on
+         keep their end.
+    @param duration Seconds.
+    """
+    self._check_role(access_control.DEFAULT_ADMIN_ROLE)
+    assert duration >= MIN_RAMP_DURATION and duration <= MAX_RAMP_DURATION, "configurator: bad params"
+    self.mm_ramp_duration = duration
+    log RampDurationSet(duration=duration)
 
 
 # --------------------------------------------------------------------------
@@ -151,10 +290,10 @@ def set_liquidation_params(params: IMarginEngine.LiquidationParams):
         and params.reward_floor <= params.reward_cap
         and params.reward_cap <= MASK128
     ), "configurator: bad params"
-    extcall IEngineStore(ENGINE).store_globals(
+    extcall IEngineStore(self.engine).store_globals(
         params.buffer | (params.liquidator_share << 128),
         params.reward_floor | (params.reward_cap << 128),
-        staticcall IEngineStore(ENGINE).reserve_factor(),
+        staticcall IEngineStore(self.engine).reserve_factor(),
     )
     log IMarginEngine.LiquidationParamsSet(
         buffer=params.buffer,
@@ -173,8 +312,8 @@ def set_reserve_factor(reserve_factor: uint256):
     """
     self._check_role(RISK_MANAGER_ROLE)
     assert reserve_factor <= WAD, "configurator: bad params"
-    p: IMarginEngine.LiquidationParams = staticcall IEngineStore(ENGINE).liquidation_params()
-    extcall IEngineStore(ENGINE).store_globals(
+    p: IMarginEngine.LiquidationParams = staticcall IEngineStore(self.engine).liquidation_params()
+    extcall IEngineStore(self.engine).store_globals(
         p.buffer | (p.liquidator_share << 128), p.reward_floor | (p.reward_cap << 128), reserve_factor
     )
     log IMarginEngine.ReserveFactorSet(reserve_factor=reserve_factor)
@@ -187,10 +326,10 @@ def set_vault(vault: address):
     @dev DEFAULT_ADMIN only.
     @param vault The LiquidityVault deployed over the engine.
     """
-    self._check_role(DEFAULT_ADMIN_ROLE)
+    self._check_role(access_control.DEFAULT_ADMIN_ROLE)
     assert vault != empty(address), "configurator: zero address"
-    assert staticcall IEngineStore(ENGINE).vault() == empty(address), "configurator: vault set"
-    extcall IEngineStore(ENGINE).store_vault(vault)
+    assert staticcall IEngineStore(self.engine).vault() == empty(address), "configurator: vault set"
+    extcall IEngineStore(self.engine).store_vault(vault)
     log IMarginEngine.VaultSet(vault=vault)
 
 
@@ -205,7 +344,7 @@ def pause():
     @dev GUARDIAN only.
     """
     self._check_role(GUARDIAN_ROLE)
-    extcall IEngineStore(ENGINE).store_paused(True)
+    extcall IEngineStore(self.engine).store_paused(True)
     log IMarginEngine.Paused(account=msg.sender)
 
 
@@ -216,7 +355,7 @@ def unpause():
     @dev GUARDIAN only.
     """
     self._check_role(GUARDIAN_ROLE)
-    extcall IEngineStore(ENGINE).store_paused(False)
+    extcall IEngineStore(self.engine).store_paused(False)
     log IMarginEngine.Unpaused(account=msg.sender)
 
 
@@ -224,31 +363,9 @@ def unpause():
 #                                  Internal
 # --------------------------------------------------------------------------
 
-@view
+@pure
 @internal
-def _check_role(role: bytes32):
-    assert staticcall IRoles(ENGINE).hasRole(role, msg.sender), "access_control: account is missing role"
-
-
-@internal
-def _set_oracle(market: uint256, feed: address, heartbeat: uint256, min_price: uint256, max_price: uint256):
-    assert (
-        heartbeat > 0 and heartbeat <= MAX_HEARTBEAT and min_price > 0 and min_price < max_price and max_price <= MASK128
-    ), "configurator: bad oracle"
-    decimals: uint256 = convert(staticcall AggregatorDecimals(feed).decimals(), uint256)
-    assert decimals <= MAX_FEED_DECIMALS, "configurator: bad oracle"
-    extcall IEngineStore(ENGINE).store_oracle(
-        market,
-        convert(convert(feed, uint160), uint256) | (heartbeat << 160) | (10 ** (18 - decimals) << 192),
-        min_price | (max_price << 128),
-    )
-    log IMarginEngine.OracleSet(
-        market=market, feed=feed, heartbeat=heartbeat, min_price=min_price, max_price=max_price
-    )
-
-
-@internal
-def _set_market_params(market: uint256, p: IMarginEngine.MarketParams):
+def _check_bounds(p: IMarginEngine.MarketParams):
     # Hard bounds: 0 < liq_fee < mmr < imr <= 1, fee <= 1 %, funding <= 1 %/hour.
     assert (
         p.liq_fee > 0
@@ -260,11 +377,51 @@ def _set_market_params(market: uint256, p: IMarginEngine.MarketParams):
         and p.max_oi <= MASK128
         and p.min_notional <= MASK128
     ), "configurator: bad params"
-    extcall IEngineStore(ENGINE).store_market_params(
+
+
+@pure
+@internal
+def _diff(a: uint256, b: uint256) -> uint256:
+    if a > b:
+        return a - b
+    return b - a
+
+
+@view
+@internal
+def _check_role(role: bytes32):
+    access_control._check_role(role, msg.sender)
+
+
+@internal
+def _set_oracle(market: uint256, feed: address, heartbeat: uint256, min_price: uint256, max_price: uint256):
+    assert (
+        heartbeat > 0 and heartbeat <= MAX_HEARTBEAT and min_price > 0 and min_price < max_price and max_price <= MASK128
+    ), "configurator: bad oracle"
+    decimals: uint256 = convert(staticcall AggregatorDecimals(feed).decimals(), uint256)
+    assert decimals <= MAX_FEED_DECIMALS, "configurator: bad oracle"
+    extcall IEngineStore(self.engine).store_oracle(
         market,
-        p.imr | (p.mmr << 64) | (p.fee_rate << 128) | (p.liq_fee << 192),
+        convert(convert(feed, uint160), uint256) | (heartbeat << 160) | (10 ** (18 - decimals) << 192),
+        min_price | (max_price << 128),
+    )
+    log IMarginEngine.OracleSet(
+        market=market, feed=feed, heartbeat=heartbeat, min_price=min_price, max_price=max_price
+    )
+
+
+@internal
+def _set_market_params(market: uint256, p: IMarginEngine.MarketParams, mm_ramp: uint256):
+    self._check_bounds(p)
+    mm_field: uint256 = p.mmr
+    if mm_ramp != 0:
+        mm_field |= RAMP_FLAG
+    extcall IEngineStore(self.engine).store_market_params(
+        market,
+        p.imr | (mm_field << 64) | (p.fee_rate << 128) | (p.liq_fee << 192),
         p.max_oi | (p.min_notional << 128),
         p.funding_rate_max,
+        mm_ramp,
     )
     log IMarginEngine.MarketParamsSet(
         market=market,

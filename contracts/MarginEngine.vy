@@ -10,10 +10,10 @@
 @dev    The math, with its rounding, is specified in `docs/engine-spec.md` and
         mirrored by `margin_engine/model.py`.
 
-        Governance: the roles live here (snekmate `access_control`); market
-        listing, oracles, risk parameters, the vault link and the pause are
-        written only by `configurator` (`EngineConfigurator`), which checks
-        the caller's role here and enforces every bound.
+        Governance: market listing, oracles, risk parameters, the vault link
+        and the pause are written only by `configurator`
+        (`EngineConfigurator`), which holds the roles (snekmate
+        `access_control`) and enforces every bound.
 
         Stopping new risk: an account holding `GUARDIAN_ROLE` calls
         `EngineConfigurator.pause()`.
@@ -29,22 +29,9 @@
 
 from ethereum.ercs import IERC20
 from ethereum.ercs import IERC20Detailed
-from snekmate.auth import access_control
 from .interfaces import IMarginEngine
 
 implements: IMarginEngine
-initializes: access_control
-
-exports: (
-    # roles
-    access_control.DEFAULT_ADMIN_ROLE,
-    access_control.hasRole,
-    access_control.getRoleAdmin,
-    access_control.grantRole,
-    access_control.revokeRole,
-    access_control.renounceRole,
-    access_control.supportsInterface,
-)
 
 
 interface AggregatorV3:
@@ -65,9 +52,6 @@ MAX_POSITIONS: public(constant(uint256)) = 8
 # @dev Markets listable: bounds the loop that values the vault's reserve.
 MAX_MARKETS: public(constant(uint256)) = 64
 
-RISK_MANAGER_ROLE: public(constant(bytes32)) = keccak256("RISK_MANAGER")
-GUARDIAN_ROLE: public(constant(bytes32)) = keccak256("GUARDIAN")
-
 HEALTHY: constant(uint8) = 0
 MARGIN_CALL: constant(uint8) = 1
 LIQUIDATABLE: constant(uint8) = 2
@@ -87,6 +71,7 @@ INDEX_SHIFT: constant(uint256) = 80
 MASK144: constant(uint256) = 2**144 - 1
 # Pool word: vault assets in the low 128 bits, insurance above, paused flag on top.
 PAUSED_BIT: constant(uint256) = 2**255
+RAMP_BIT: constant(uint256) = 2**127
 MASK127: constant(uint256) = 2**127 - 1
 NO_MARKET: constant(uint256) = max_value(uint256)
 
@@ -146,8 +131,12 @@ _liq_rewards: uint256
 _oracle: HashMap[uint256, uint256]
 # @dev min_price (128 bits) | max_price << 128, both WAD
 _bounds: HashMap[uint256, uint256]
-# @dev imr | mmr << 64 | fee_rate << 128 | liq_fee << 192, each a 64-bit WAD rate
+# @dev imr | mmr << 64 | fee_rate << 128 | liq_fee << 192, each a 64-bit WAD rate;
+#      bit 127 (the top of the mmr field) set: an MM ramp is on (`_mm_ramp`)
 _rates: HashMap[uint256, uint256]
+# @dev A tightening of the maintenance rate, read as a linear interpolation:
+#      old mmr | new mmr << 64 | start << 128 | end << 192
+_mm_ramp: HashMap[uint256, uint256]
 # @dev max_oi (128 bits) | min_notional << 128
 _limits: HashMap[uint256, uint256]
 # @dev long open interest (128 bits) | short open interest << 128
@@ -181,14 +170,16 @@ active_accounts: public(HashMap[uint256, uint256])
 # --------------------------------------------------------------------------
 
 @deploy
-def __init__(settlement_asset: address):
+def __init__(settlement_asset: address, configurator: address):
     """
-    @notice Deploy the engine over `settlement_asset`; the deployer becomes
-            `DEFAULT_ADMIN`.
+    @notice Deploy the engine over `settlement_asset`, governed by
+            `configurator` (which must then `set_engine` to this engine).
     @param settlement_asset The USD stablecoin accounts are settled in
            (at most 18 decimals).
+    @param configurator The `EngineConfigurator` that writes parameters.
     """
-    access_control.__init__()
+    assert configurator != empty(address), "engine: zero address"
+    self.configurator = configurator
     decimals: uint256 = convert(staticcall IERC20Detailed(settlement_asset).decimals(), uint256)
     assert decimals <= 18, "engine: decimals"
     SETTLEMENT_ASSET = settlement_asset
@@ -370,7 +361,7 @@ def liquidate(owner: address, sub: uint16, market: uint256, max_size: uint256) -
     equity, im, mm = self._valuation(owner, sub, meta, balance, market, price, index)
     assert self._status(meta, balance, equity, im, mm) >= LIQUIDATABLE, "engine: not liquidatable"
 
-    rates: uint256 = self._rates[market]
+    rates: uint256 = self._rates_now(market)
     q: uint256 = self._liquidation_size(size, price, equity, mm, rates, self._limits[market] >> 128, max_size)
 
     # Settle funding, realise the closed part, take the penalty.
@@ -458,15 +449,15 @@ def vault_withdraw(receiver: address, amount: uint256):
 @external
 def set_configurator(configurator: address):
     """
-    @notice Name the contract that writes market and global parameters.
-    @dev DEFAULT_ADMIN only. The configurator (`EngineConfigurator`) holds
-         the listing, oracle, risk-parameter, vault and pause logic, checks
-         the caller's role on this contract and enforces every hard bound;
+    @notice Hand governance to another configurator.
+    @dev The current configurator only (its DEFAULT_ADMIN calls `migrate`
+         there). The configurator holds the roles and the listing, oracle,
+         risk-parameter, vault and pause logic and enforces every hard bound;
          the engine stores what it is given. Replacing it changes those
          rules, so the admin sits behind a timelock in production.
     @param configurator The new configurator.
     """
-    access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    self._only_configurator()
     assert configurator != empty(address), "engine: zero address"
     self.configurator = configurator
     log IMarginEngine.ConfiguratorSet(configurator=configurator)
@@ -495,20 +486,25 @@ def store_oracle(market: uint256, oracle: uint256, bounds: uint256):
 
 
 @external
-def store_market_params(market: uint256, rates: uint256, limits: uint256, funding_rate_max: uint256):
+def store_market_params(
+    market: uint256, rates: uint256, limits: uint256, funding_rate_max: uint256, mm_ramp: uint256
+):
     """
     @notice Store a market's packed risk words after accruing funding at the
             old rate (which needs a valid price when the market has open interest).
-    @dev Configurator only (it validates and logs). Layouts: see `_rates`, `_limits`, `_funding`.
+    @dev Configurator only (it validates and logs). Layouts: see `_rates`,
+         `_limits`, `_funding`, `_mm_ramp`.
     @param market The market id.
-    @param rates imr | mmr << 64 | fee_rate << 128 | liq_fee << 192.
+    @param rates imr | mmr << 64 | fee_rate << 128 | liq_fee << 192, bit 127 set with a ramp.
     @param limits max_oi | min_notional << 128.
     @param funding_rate_max Funding rate per second at full skew (WAD).
+    @param mm_ramp old mmr | new mmr << 64 | start << 128 | end << 192, or 0.
     """
     self._only_configurator()
     self._accrue(market, funding_rate_max)
     self._rates[market] = rates
     self._limits[market] = limits
+    self._mm_ramp[market] = mm_ramp
 
 
 @external
@@ -676,18 +672,34 @@ def market_words(market: uint256) -> (uint256, uint256, uint256, uint256, uint25
     """
     @notice A market's packed configuration and state, decoded by `MarginLens`.
     @dev Layouts are documented at the storage declarations: oracle, bounds,
-         rates, limits, open interest, funding.
+         rates (with the maintenance rate in force now), limits, open
+         interest, funding.
     @param market The market id.
     @return The six packed words.
     """
     return (
         self._oracle[market],
         self._bounds[market],
-        self._rates[market],
+        self._rates_now(market),
         self._limits[market],
         self._oi[market],
         self._funding[market],
     )
+
+
+@view
+@external
+def mm_ramp(market: uint256) -> (uint256, uint256, uint256, uint256):
+    """
+    @notice A market's maintenance-rate ramp: the rate rises linearly from
+            `old` at `start` to `new` at `end` (all zero when none is on).
+    @param market The market id.
+    @return old, new (WAD rates), start, end (timestamps).
+    """
+    if self._rates[market] & RAMP_BIT == 0:
+        return 0, 0, 0, 0
+    ramp: uint256 = self._mm_ramp[market]
+    return ramp & MASK64, (ramp >> 64) & MASK64, (ramp >> 128) & MASK64, ramp >> 192
 
 
 @view
@@ -765,7 +777,7 @@ def _trade(owner: address, sub: uint16, market: uint256, delta: int256, limit_pr
     oi: uint256 = self._oi[market]
     fslot: uint256 = self._funding[market]
     index: int256 = self._index_now(price, oi, fslot)
-    rates: uint256 = self._rates[market]
+    rates: uint256 = self._rates_now(market)
     data: uint256 = self._pos_data[owner][sub][market]
     meta_before: uint256 = self._meta[owner][sub]
     balance_before: int256 = self._meta_balance(meta_before)
@@ -1136,7 +1148,7 @@ def _value_positions(
                 all_ok = False
                 continue
             index = self._index_now(price, self._oi[market], self._funding[market])
-        rates: uint256 = self._rates[market]
+        rates: uint256 = self._rates_now(market)
         notional: uint256 = 0
         pnl: int256 = 0
         funding: int256 = 0
@@ -1147,6 +1159,27 @@ def _value_positions(
         im += self._mul_div_up(notional, rates & MASK64, WAD)
         mm += self._mul_div_up(notional, (rates >> 64) & MASK64, WAD)
     return equity, im, mm, all_ok
+
+
+@view
+@internal
+def _rates_now(market: uint256) -> uint256:
+    """
+    @dev The market's rates word with the maintenance rate in force now:
+         during a ramp, old + (new - old) * (now - start) / (end - start),
+         rounded down (in the accounts' favour).
+    """
+    rates: uint256 = self._rates[market]
+    if rates & RAMP_BIT == 0:
+        return rates
+    ramp: uint256 = self._mm_ramp[market]
+    mmr: uint256 = (ramp >> 64) & MASK64
+    end: uint256 = ramp >> 192
+    if block.timestamp < end:
+        old: uint256 = ramp & MASK64
+        start: uint256 = (ramp >> 128) & MASK64
+        mmr = old + (mmr - old) * (block.timestamp - start) // (end - start)
+    return rates & ~(MASK64 << 64) | (mmr << 64)
 
 
 @pure

@@ -14,11 +14,12 @@ Order of operations:
 
 1. the settlement token (a ``MockERC20`` "USD Coin"/"USDC" when
    ``settlement_asset`` is ``None``);
-2. ``MarginEngine.deploy(settlement_asset)`` (the deployer is the admin),
-   ``EngineConfigurator.deploy(engine)`` and ``engine.set_configurator(...)``;
+2. ``EngineConfigurator.deploy()`` (the deployer becomes its DEFAULT_ADMIN),
+   ``MarginEngine.deploy(settlement_asset, configurator)`` and
+   ``configurator.set_engine(engine)``;
 3. ``LiquidityVault.deploy(engine, vault_name, vault_symbol)``, then
    ``configurator.set_vault(vault)``, and ``MarginLens.deploy(engine)``;
-4. the deployer grants itself ``RISK_MANAGER_ROLE`` (roles live on the engine);
+4. the deployer grants itself ``RISK_MANAGER_ROLE`` (roles live on the configurator);
 5. per market: a ``MockAggregator`` when ``feed`` is ``None``, then
    ``configurator.add_market(feed, heartbeat, min_price, max_price, MarketParams)``;
 6. ``configurator.set_liquidation_params(...)``, ``configurator.set_reserve_factor(...)``;
@@ -129,11 +130,11 @@ def deploy(
         say(f"settlement asset: {settlement.address}")
 
     # 2-3. Engine and vault.
-    engine = contracts("MarginEngine").deploy(settlement.address, **tx)
-    say(f"MarginEngine: {engine.address}")
-    configurator = contracts("EngineConfigurator").deploy(engine.address, **tx)
-    engine.set_configurator(configurator.address, **tx)
+    configurator = contracts("EngineConfigurator").deploy(**tx)
     say(f"EngineConfigurator: {configurator.address}")
+    engine = contracts("MarginEngine").deploy(settlement.address, configurator.address, **tx)
+    say(f"MarginEngine: {engine.address}")
+    configurator.set_engine(engine.address, **tx)
     vault = contracts("LiquidityVault").deploy(
         engine.address, config.vault_name, config.vault_symbol, **tx
     )
@@ -143,9 +144,9 @@ def deploy(
     say(f"MarginLens: {lens.address}")
 
     # 4. The deployer configures risk as risk manager.
-    risk_role = engine.RISK_MANAGER_ROLE()
-    if not engine.hasRole(risk_role, deployer_address):
-        engine.grantRole(risk_role, deployer_address, **tx)
+    risk_role = configurator.RISK_MANAGER_ROLE()
+    if not configurator.hasRole(risk_role, deployer_address):
+        configurator.grantRole(risk_role, deployer_address, **tx)
 
     deployment = Deployment(
         settlement=settlement,
@@ -189,11 +190,11 @@ def deploy(
     # 7. Roles.
     roles = config.roles
     if roles.guardian is not None:
-        engine.grantRole(engine.GUARDIAN_ROLE(), roles.guardian, **tx)
+        configurator.grantRole(configurator.GUARDIAN_ROLE(), roles.guardian, **tx)
         say(f"GUARDIAN_ROLE -> {roles.guardian}")
     if roles.risk_manager is not None and roles.risk_manager != deployer_address:
-        engine.grantRole(risk_role, roles.risk_manager, **tx)
-        engine.renounceRole(risk_role, deployer_address, **tx)
+        configurator.grantRole(risk_role, roles.risk_manager, **tx)
+        configurator.renounceRole(risk_role, deployer_address, **tx)
         say(f"RISK_MANAGER_ROLE -> {roles.risk_manager} (deployer renounced)")
 
     return deployment

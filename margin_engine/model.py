@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 WAD: int = 10**18
@@ -144,6 +144,9 @@ class Market:
     short_oi: int = 0  # base units
     funding_index: int = 0  # WAD USD per base unit, signed
     last_funding_time: int = 0  # seconds
+    mm_ramp: tuple[int, int, int, int] | None = None
+    """A rise of the maintenance rate in progress: (old, new, start, end);
+    ``params.mmr`` is ``new`` (see :func:`mmr_in_force`)."""
 
 
 @dataclass(frozen=True)
@@ -251,6 +254,25 @@ def account_status(
     return HEALTHY
 
 
+def mmr_in_force(market: Market, now: int) -> int:
+    """The maintenance rate at ``now``: during a ramp
+    ``old + (new - old) * (now - start) // (end - start)`` (rounded down, in
+    the accounts' favour), else ``params.mmr``."""
+    ramp = market.mm_ramp
+    if ramp is None or now >= ramp[3]:
+        return market.params.mmr
+    old, new, start, end = ramp
+    return old + (new - old) * (now - start) // (end - start)
+
+
+def in_force(market: Market, now: int) -> Market:
+    """A copy of ``market`` whose ``params.mmr`` is the rate in force at ``now``
+    (what the engine's views report, and what valuation and liquidation use)."""
+    if market.mm_ramp is None:
+        return market
+    return replace(market, params=replace(market.params, mmr=mmr_in_force(market, now)), mm_ramp=None)
+
+
 def account_state(
     balance_tokens: int,
     positions: Mapping[int, Position],
@@ -261,7 +283,7 @@ def account_state(
     """Margin state of an account valued at each market's price and current index."""
     upnl = im_required = mm_required = 0
     for market_id, pos in positions.items():
-        market = markets[market_id]
+        market = in_force(markets[market_id], now)
         value = position_value(pos, market.price, current_index(market, now), market.params)
         upnl += value.upnl
         im_required += value.im
@@ -488,6 +510,7 @@ class Engine:
         )
         self.reserve_factor: int = reserve_factor
         self.now: int = now
+        self.mm_ramp_duration: int = 86_400  # EngineConfigurator's default
         self.paused: bool = False
         self.markets: dict[int, Market] = {}
         self.accounts: dict[tuple[Any, int], Account] = {}
@@ -505,10 +528,24 @@ class Engine:
         return market_id
 
     def set_market_params(self, market_id: int, params: MarketParams) -> None:
-        """Change a market's parameters, accruing funding at the old rate first."""
+        """Change a market's parameters, accruing funding at the old rate first.
+
+        A maintenance rate above the one in force ramps in over
+        ``mm_ramp_duration`` (a ramp to the same rate already on is kept);
+        anything else applies at once (``EngineConfigurator.set_market_params``;
+        its step and delay rules are governance checks, not modelled here).
+        """
         market = self._market(market_id)
         accrue(market, self.now)
+        current = mmr_in_force(market, self.now)
+        ramp = market.mm_ramp
+        if params.mmr > current:
+            if not (ramp is not None and self.now < ramp[3] and ramp[1] == params.mmr):
+                ramp = (current, params.mmr, self.now, self.now + self.mm_ramp_duration)
+        else:
+            ramp = None
         market.params = params
+        market.mm_ramp = ramp
 
     def set_price(self, market_id: int, price: int) -> None:
         """Move the oracle price (funding is not accrued: it accrues on touch)."""
@@ -658,7 +695,7 @@ class Engine:
             vault_before = self.vault_assets
             index = accrue(market, self.now)  # 2
             self._settle_funding(acct, pos, index)
-            q = liquidation_size(state, pos, market, self.liq_params, max_size, self.scale)  # 3
+            q = liquidation_size(state, pos, in_force(market, self.now), self.liq_params, max_size, self.scale)  # 3
             size = pos.size  # 4
             new_size = size - sign(size) * q
             self._credit_pnl(acct, realised_pnl(size, pos.entry_price, price, q))
@@ -706,7 +743,7 @@ class Engine:
         pos = self.position(owner, sub, market_id)
         if pos is None:
             return 0
-        return liquidation_price(self.account(owner, sub), pos, self._market(market_id))
+        return liquidation_price(self.account(owner, sub), pos, in_force(self._market(market_id), self.now))
 
     def reserved(self) -> int:
         """Tokens of vault capital reserved by open skew."""

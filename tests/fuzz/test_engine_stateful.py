@@ -141,6 +141,8 @@ class EngineMachine(RuleBasedStateMachine):
         system = self.system = deploy_system(self.DECIMALS, vault_funding=VAULT_FUNDING)
         self.usdc, self.engine, self.vault, self.lens = system.usdc, system.engine, system.vault, system.lens
         self.configurator = system.configurator
+        self.risk_manager = system.actors.risk_manager
+        self.rates_changed_at = {m: 0 for m in MARKETS}
         self.feeds = system.feeds
         self.unit = system.unit
         who = system.actors
@@ -753,6 +755,49 @@ class EngineMachine(RuleBasedStateMachine):
             lambda m: m.accrue_funding(market),
             needed=[market] if mirror.long_oi + mirror.short_oi else [],
         )
+
+    @rule(market=market_id, kind=st.sampled_from(["tighten", "tighten", "loosen", "imr", "too far"]), step=bps)
+    def change_rates(self, market: int, kind: str, step: int) -> None:
+        """The risk manager changes a market's rates: a higher mmr ramps in
+        (checked against the model at every later step, whatever the time),
+        a lower one and imr apply at once; the configurator's step, delay and
+        bounds rules give the expected reverts."""
+        now = boa.env.timestamp + 1  # the call's block
+        mirror = self.model.markets[market]
+        params = mirror.params
+        mmr_now = ref.mmr_in_force(mirror, now)
+        target = params.mmr
+        delta = step * ref.WAD // 10_000 // 20  # up to 5 points
+        imr, mmr = params.imr, params.mmr
+        if kind == "tighten":
+            mmr = min(mmr_now + delta, imr)
+        elif kind == "loosen":
+            mmr = max(mmr_now - delta, params.liq_fee + 1)
+        elif kind == "imr":
+            imr = min(imr + delta, ref.WAD)
+        else:
+            imr = imr + ref.WAD // 20 + 1
+        new = ref.MarketParams(imr, mmr, params.fee_rate, params.liq_fee, params.max_oi, params.min_notional, params.funding_rate_max)
+        expected = None
+        if not (new.liq_fee < new.mmr < new.imr <= ref.WAD):
+            expected = "configurator: bad params"
+        elif (imr, mmr) != (params.imr, target):
+            if now < self.rates_changed_at[market] + 3_600:
+                expected = "configurator: too soon"
+            elif abs(imr - params.imr) > ref.WAD // 20 or abs(mmr - mmr_now) > ref.WAD // 20 or mmr > params.imr:
+                expected = "configurator: step"
+        if expected is None and mmr > mmr_now and new.liq_fee >= mmr_now:
+            expected = "configurator: bad params"
+        oi = mirror.long_oi + mirror.short_oi
+        reason, _ = self._act(
+            f"set_market_params {kind}",
+            lambda: self.configurator.set_market_params(market, tuple(vars(new).values()), sender=self.risk_manager),
+            lambda m: m.set_market_params(market, new) if expected is None else _revert(expected),
+            needed=[market] if oi and expected is None else [],
+            engine_events=False,
+        )
+        if reason is None and (imr, mmr) != (params.imr, target):
+            self.rates_changed_at[market] = now
 
     # -------------------------------------------------------- governance
 

@@ -33,18 +33,18 @@ def _set_price(system: System, market: int, usd: int) -> None:
 
 
 def test_deploy_system__default_config__roles_params_and_vault(boa_system):
-    engine, who, config = boa_system.engine, boa_system.actors, boa_system.config
+    roles, who, config = boa_system.configurator, boa_system.actors, boa_system.config
     admin_role, risk_role, guardian_role = (
-        engine.DEFAULT_ADMIN_ROLE(),
-        engine.RISK_MANAGER_ROLE(),
-        engine.GUARDIAN_ROLE(),
+        roles.DEFAULT_ADMIN_ROLE(),
+        roles.RISK_MANAGER_ROLE(),
+        roles.GUARDIAN_ROLE(),
     )
     assert len({who.admin, who.risk_manager, who.guardian, who.lp, who.liquidator}) == 5
-    assert engine.hasRole(admin_role, who.admin)
-    assert not engine.hasRole(risk_role, who.admin)
-    assert engine.hasRole(risk_role, who.risk_manager)
-    assert engine.hasRole(guardian_role, who.guardian)
-    assert not engine.hasRole(guardian_role, who.admin)
+    assert roles.hasRole(admin_role, who.admin)
+    assert not roles.hasRole(risk_role, who.admin)
+    assert roles.hasRole(risk_role, who.risk_manager)
+    assert roles.hasRole(guardian_role, who.guardian)
+    assert not roles.hasRole(guardian_role, who.admin)
     for market_id, market in enumerate(config.markets):
         assert tuple(boa_system.lens.market_params(market_id)) == market.params()
         oracle = boa_system.lens.oracle_config(market_id)
@@ -55,6 +55,8 @@ def test_deploy_system__default_config__roles_params_and_vault(boa_system):
             market.min_price,
             market.max_price,
         )
+    engine = boa_system.engine
+    assert engine.configurator() == roles.address and roles.engine() == engine.address
     # 60,000 and 3,000 USD, as WAD.
     assert tuple(engine.oracle_price(BTC)) == (60_000 * WAD, True)
     assert tuple(engine.oracle_price(ETH)) == (3_000 * WAD, True)

