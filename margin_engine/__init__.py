@@ -8,6 +8,11 @@ Modules:
 - ``margin_engine.deploy``: deployment from a configuration, through Ape;
 - ``margin_engine.liquidator``: the liquidator/keeper bot's decisions (health,
   liquidation quotes, ranking, account discovery) over lens data, without Ape;
+- ``margin_engine.runner``: the bot's I/O layer over Ape (``LiquidatorBot``);
+- ``margin_engine.anvil``: a local anvil node for tests and benchmarks;
+- ``margin_engine.volatility``: the integer model of the volatility margin
+  (``docs/risk-model.md``); ``margin_engine.calibration``: its calibration on
+  BTC and ETH history (``python scripts/calibrate.py``);
 - ``margin_engine.sizes``: ``python -m margin_engine.sizes``, runtime bytecode
   sizes against the EIP-170 limit.
 
