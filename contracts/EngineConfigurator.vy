@@ -46,7 +46,8 @@ interface IEngineStore:
     ): nonpayable
     def market_words(market: uint256) -> (uint256, uint256, uint256, uint256, uint256, uint256): view
     def mm_ramp(market: uint256) -> (uint256, uint256, uint256, uint256): view
-    def store_globals(liq_rates: uint256, liq_rewards: uint256, reserve_factor: uint256): nonpayable
+    def store_globals(liq_rates: uint256, liq_rewards: uint256, reserve_factor: uint256, margin_params: uint256): nonpayable
+    def margin_params() -> (uint256, uint256): view
     def store_vault(vault: address): nonpayable
     def store_paused(paused: bool): nonpayable
 
@@ -106,6 +107,11 @@ event MaintenanceRamp:
 
 event RampDurationSet:
     duration: uint256
+
+
+event MarginParamsSet:
+    upnl_haircut: uint256
+    transfer_margin_ratio: uint256
 
 
 @deploy
@@ -290,10 +296,12 @@ def set_liquidation_params(params: IMarginEngine.LiquidationParams):
         and params.reward_floor <= params.reward_cap
         and params.reward_cap <= MASK128
     ), "configurator: bad params"
+    reserve_factor: uint256 = staticcall IEngineStore(self.engine).reserve_factor()
     extcall IEngineStore(self.engine).store_globals(
         params.buffer | (params.liquidator_share << 128),
         params.reward_floor | (params.reward_cap << 128),
-        staticcall IEngineStore(self.engine).reserve_factor(),
+        reserve_factor,
+        self._margin_word(),
     )
     log IMarginEngine.LiquidationParamsSet(
         buffer=params.buffer,
@@ -312,11 +320,28 @@ def set_reserve_factor(reserve_factor: uint256):
     """
     self._check_role(RISK_MANAGER_ROLE)
     assert reserve_factor <= WAD, "configurator: bad params"
-    p: IMarginEngine.LiquidationParams = staticcall IEngineStore(self.engine).liquidation_params()
-    extcall IEngineStore(self.engine).store_globals(
-        p.buffer | (p.liquidator_share << 128), p.reward_floor | (p.reward_cap << 128), reserve_factor
-    )
+    self._store_globals(reserve_factor, self._margin_word())
     log IMarginEngine.ReserveFactorSet(reserve_factor=reserve_factor)
+
+
+@external
+def set_margin_params(upnl_haircut: uint256, transfer_margin_ratio: uint256):
+    """
+    @notice Set the initial-margin terms: the haircut on positive unrealised
+            PnL (it counts toward IM at weight 1 - haircut) and the transfer
+            margin ratio (withdrawals and transfers out need equity_init >=
+            max(im_required, ratio * notional)), so unrealised profit cannot
+            be pulled out down to the maintenance margin.
+    @dev RISK_MANAGER only; each at most 1 (WAD). A higher haircut only
+         limits new risk and transfers out: it never makes an account
+         liquidatable.
+    @param upnl_haircut WAD fraction of positive unrealised PnL left out of equity_init.
+    @param transfer_margin_ratio WAD fraction of the total notional.
+    """
+    self._check_role(RISK_MANAGER_ROLE)
+    assert upnl_haircut <= WAD and transfer_margin_ratio <= WAD, "configurator: bad params"
+    self._store_globals(staticcall IEngineStore(self.engine).reserve_factor(), upnl_haircut | (transfer_margin_ratio << 128))
+    log MarginParamsSet(upnl_haircut=upnl_haircut, transfer_margin_ratio=transfer_margin_ratio)
 
 
 @external
@@ -362,6 +387,24 @@ def unpause():
 # --------------------------------------------------------------------------
 #                                  Internal
 # --------------------------------------------------------------------------
+
+@view
+@internal
+def _margin_word() -> uint256:
+    haircut: uint256 = 0
+    ratio: uint256 = 0
+    haircut, ratio = staticcall IEngineStore(self.engine).margin_params()
+    return haircut | (ratio << 128)
+
+
+@internal
+def _store_globals(reserve_factor: uint256, margin_word: uint256):
+    # The liquidation words as they are, with a new reserve factor and margin word.
+    p: IMarginEngine.LiquidationParams = staticcall IEngineStore(self.engine).liquidation_params()
+    extcall IEngineStore(self.engine).store_globals(
+        p.buffer | (p.liquidator_share << 128), p.reward_floor | (p.reward_cap << 128), reserve_factor, margin_word
+    )
+
 
 @pure
 @internal

@@ -125,6 +125,11 @@ reserve_factor: public(uint256)
 _liq_rates: uint256
 # @dev Liquidator reward floor (128 bits) | cap << 128, settlement-token units.
 _liq_rewards: uint256
+# @dev Initial-margin terms (WAD): the haircut on positive unrealised PnL
+#      (128 bits; equity_init = equity - upnl * haircut when upnl > 0) |
+#      transfer margin ratio << 128 (withdrawals and transfers out need
+#      equity_init >= max(im_required, ratio * notional)).
+_margin_params: uint256
 
 # Market configuration and state, packed so that a trade reads few slots.
 # @dev feed (160 bits) | heartbeat (32 bits) << 160 | 10**(18 - decimals) << 192
@@ -358,7 +363,7 @@ def liquidate(owner: address, sub: uint16, market: uint256, max_size: uint256) -
     equity: int256 = 0
     im: uint256 = 0
     mm: uint256 = 0
-    equity, im, mm = self._valuation(owner, sub, meta, balance, market, price, index)
+    equity, im, mm = self._valuation(owner, sub, meta, balance, market, price, index, False)
     assert self._status(meta, balance, equity, im, mm) >= LIQUIDATABLE, "engine: not liquidatable"
 
     rates: uint256 = self._rates_now(market)
@@ -508,18 +513,21 @@ def store_market_params(
 
 
 @external
-def store_globals(liq_rates: uint256, liq_rewards: uint256, reserve_factor: uint256):
+def store_globals(liq_rates: uint256, liq_rewards: uint256, reserve_factor: uint256, margin_params: uint256):
     """
-    @notice Store the liquidation words and the vault reserve factor.
+    @notice Store the liquidation words, the vault reserve factor and the
+            initial-margin terms.
     @dev Configurator only (it validates and logs).
     @param liq_rates buffer | liquidator_share << 128 (WAD).
     @param liq_rewards reward floor | cap << 128 (settlement-token units).
     @param reserve_factor WAD fraction.
+    @param margin_params upnl haircut | transfer margin ratio << 128 (WAD).
     """
     self._only_configurator()
     self._liq_rates = liq_rates
     self._liq_rewards = liq_rewards
     self.reserve_factor = reserve_factor
+    self._margin_params = margin_params
 
 
 @external
@@ -718,6 +726,20 @@ def liquidation_params() -> IMarginEngine.LiquidationParams:
 
 @view
 @external
+def margin_params() -> (uint256, uint256):
+    """
+    @notice The initial-margin terms: the haircut on positive unrealised PnL
+            (equity_init = equity - upnl * haircut when upnl > 0) and the
+            transfer margin ratio (withdrawals and transfers out need
+            equity_init >= max(im_required, ratio * notional)).
+    @return haircut, ratio (WAD).
+    """
+    word: uint256 = self._margin_params
+    return word & MASK128, word >> 128
+
+
+@view
+@external
 def paused() -> bool:
     """
     @notice True while new risk is stopped.
@@ -804,13 +826,13 @@ def _trade(owner: address, sub: uint16, market: uint256, delta: int256, limit_pr
         if new_size < 0:
             side_oi = fill.new_oi >> 128
         assert side_oi <= limits & MASK128, "engine: oi cap"
-        self._check_healthy(owner, sub, meta, balance, market, price, index)
+        self._check_healthy(owner, sub, meta, balance, market, price, index, False)
     elif meta & 255 != 0:
         # Reduction: the maintenance ratio may not fall unless HEALTHY.
         equity: int256 = 0
         im: uint256 = 0
         mm: uint256 = 0
-        equity, im, mm = self._valuation(owner, sub, meta, balance, market, price, index)
+        equity, im, mm = self._valuation(owner, sub, meta, balance, market, price, index, False)
         if self._status(meta, balance, equity, im, mm) != HEALTHY:
             upnl_old: int256 = 0
             mm_old: uint256 = 0
@@ -1079,18 +1101,48 @@ def _liquidation_size(
 @view
 @internal
 def _valuation(
-    owner: address, sub: uint16, meta: uint256, balance: int256, hot: uint256, hot_price: uint256, hot_index: int256
+    owner: address,
+    sub: uint16,
+    meta: uint256,
+    balance: int256,
+    hot: uint256,
+    hot_price: uint256,
+    hot_index: int256,
+    transfer: bool,
 ) -> (int256, uint256, uint256):
     """
-    @dev Equity, IM and MM of an account, reverting on any invalid price.
-         `hot` is a market whose price and index the caller already has.
+    @dev Equity (maintenance), the initial requirement it is held to and MM,
+         reverting on any invalid price. `hot` is a market whose price and
+         index the caller already has; `transfer` adds the transfer margin.
     """
     equity: int256 = 0
+    upnl: int256 = 0
+    notional: uint256 = 0
     im: uint256 = 0
     mm: uint256 = 0
     ok: bool = False
-    equity, im, mm, ok = self._value_positions(owner, sub, meta, balance, hot, hot_price, hot_index, True)
-    return equity, im, mm
+    equity, upnl, notional, im, mm, ok = self._value_positions(owner, sub, meta, balance, hot, hot_price, hot_index, True)
+    return equity, self._initial_requirement(upnl, notional, im, transfer), mm
+
+
+@view
+@internal
+def _initial_requirement(upnl: int256, notional: uint256, im: uint256, transfer: bool) -> uint256:
+    """
+    @dev What `equity` (maintenance) must cover for the IM test:
+         equity_init >= R  <=>  equity >= R + haircut * max(upnl, 0) (up),
+         with R = im, or max(im, ratio * notional) (up) for a transfer out.
+         The margin word is read only when it can matter.
+    """
+    if upnl <= 0 and not transfer:
+        return im
+    word: uint256 = self._margin_params
+    required: uint256 = im
+    if transfer:
+        required = max(im, self._mul_div_up(notional, word >> 128, WAD))
+    if upnl > 0:
+        required += self._mul_div_up(convert(upnl, uint256), word & MASK128, WAD)
+    return required
 
 
 @view
@@ -1099,16 +1151,19 @@ def _account_view(owner: address, sub: uint16) -> IMarginEngine.AccountState:
     meta: uint256 = self._meta[owner][sub]
     balance: int256 = self._meta_balance(meta)
     equity: int256 = 0
+    upnl: int256 = 0
+    notional: uint256 = 0
     im: uint256 = 0
     mm: uint256 = 0
     ok: bool = False
-    equity, im, mm, ok = self._value_positions(owner, sub, meta, balance, NO_MARKET, 0, 0, False)
+    equity, upnl, notional, im, mm, ok = self._value_positions(owner, sub, meta, balance, NO_MARKET, 0, 0, False)
+    required: uint256 = self._initial_requirement(upnl, notional, im, False)
     return IMarginEngine.AccountState(
-        equity_init=equity,
+        equity_init=equity - convert(required - im, int256),
         equity_maint=equity,
         im_required=im,
         mm_required=mm,
-        status=self._status(meta, balance, equity, im, mm),
+        status=self._status(meta, balance, equity, required, mm),
         prices_ok=ok,
         positions=meta & 255,
     )
@@ -1125,13 +1180,15 @@ def _value_positions(
     hot_price: uint256,
     hot_index: int256,
     strict: bool,
-) -> (int256, uint256, uint256, bool):
+) -> (int256, int256, uint256, uint256, uint256, bool):
     """
-    @dev equity = balance * SCALE + sum(upnl); im, mm = sum of per-market
-         requirements (docs/engine-spec.md). Non-strict: markets with an
-         invalid price are skipped and the flag is False.
+    @dev equity = balance * SCALE + upnl, upnl = sum(pnl - funding), the
+         total notional, and im, mm = sums of per-market requirements
+         (docs/engine-spec.md). Non-strict: markets with an invalid price are
+         skipped and the flag is False.
     """
-    equity: int256 = balance * _SCALE_I
+    upnl: int256 = 0
+    total: uint256 = 0
     im: uint256 = 0
     mm: uint256 = 0
     all_ok: bool = True
@@ -1155,10 +1212,11 @@ def _value_positions(
         notional, pnl, funding = self._position_value(
             self._pos_size[owner][sub][market], self._pos_data[owner][sub][market], price, index
         )
-        equity += pnl - funding
+        upnl += pnl - funding
+        total += notional
         im += self._mul_div_up(notional, rates & MASK64, WAD)
         mm += self._mul_div_up(notional, (rates >> 64) & MASK64, WAD)
-    return equity, im, mm, all_ok
+    return balance * _SCALE_I + upnl, upnl, total, im, mm, all_ok
 
 
 @view
@@ -1213,12 +1271,19 @@ def _position_risk(size: int256, data: uint256, price: uint256, index: int256, r
 @view
 @internal
 def _check_healthy(
-    owner: address, sub: uint16, meta: uint256, balance: int256, hot: uint256, hot_price: uint256, hot_index: int256
+    owner: address,
+    sub: uint16,
+    meta: uint256,
+    balance: int256,
+    hot: uint256,
+    hot_price: uint256,
+    hot_index: int256,
+    transfer: bool,
 ):
     equity: int256 = 0
     im: uint256 = 0
     mm: uint256 = 0
-    equity, im, mm = self._valuation(owner, sub, meta, balance, hot, hot_price, hot_index)
+    equity, im, mm = self._valuation(owner, sub, meta, balance, hot, hot_price, hot_index, transfer)
     assert self._status(meta, balance, equity, im, mm) == HEALTHY, "engine: unhealthy"
 
 
@@ -1271,7 +1336,7 @@ def _debit_checked(owner: address, sub: uint16, amount: uint256):
     assert balance >= 0, "engine: insufficient balance"
     self._meta[owner][sub] = self._with_balance(meta, balance)
     if meta & 255 != 0:
-        self._check_healthy(owner, sub, meta, balance, NO_MARKET, 0, 0)
+        self._check_healthy(owner, sub, meta, balance, NO_MARKET, 0, 0, True)
 
 
 @internal

@@ -86,6 +86,8 @@ interface IEngineWords:
     def market_count() -> uint256: view
     def liquidation_params() -> IMarginEngine.LiquidationParams: view
     def SCALE() -> uint256: view
+    def SETTLEMENT_ASSET() -> address: view
+    def margin_params() -> (uint256, uint256): view
 
 
 # @dev The engine read by every view.
@@ -182,6 +184,48 @@ def margin_mode(owner: address, sub: uint16) -> bool:
     @return The isolated flag.
     """
     return (staticcall IEngineWords(ENGINE).account_meta(owner, sub)) & 256 != 0
+
+
+@view
+@external
+def max_withdraw(owner: address, sub: uint16, asset: address) -> uint256:
+    """
+    @notice The most `withdraw(sub, asset, amount)` (or a transfer out)
+            accepts now.
+    @dev Flat: the balance. With positions: the largest whole amount keeping
+         equity_init >= max(im_required, transfer_margin_ratio * notional)
+         (docs/engine-spec.md "Account state"), at most the balance; 0 when
+         a price is invalid or the account is below that already.
+    @param owner The account owner.
+    @param sub The sub-account.
+    @param asset The collateral asset (only the settlement asset is listed).
+    @return Token units.
+    """
+    if asset != staticcall IEngineWords(ENGINE).SETTLEMENT_ASSET():
+        return 0
+    meta: uint256 = staticcall IEngineWords(ENGINE).account_meta(owner, sub)
+    balance: int256 = convert(convert(meta, bytes32), int256) >> 144
+    if balance <= 0:
+        return 0
+    if meta & 255 == 0:
+        return convert(balance, uint256)
+    state: IMarginEngine.AccountState = staticcall IMarginEngine(ENGINE).account(owner, sub)
+    if not state.prices_ok:
+        return 0
+    notional: uint256 = 0
+    for i: uint256 in range(MAX_POSITIONS):
+        if i >= meta & 255:
+            break
+        market: uint256 = (meta >> (16 + 8 * i)) & MASK8
+        notional += (staticcall IMarginEngine(ENGINE).position(owner, sub, market)).notional
+    haircut: uint256 = 0
+    ratio: uint256 = 0
+    haircut, ratio = staticcall IEngineWords(ENGINE).margin_params()
+    required: int256 = convert(max(state.im_required, self._mul_div_up(notional, ratio, WAD)), int256)
+    if state.equity_init <= required:
+        return 0
+    free: uint256 = convert(state.equity_init - required, uint256) // staticcall IEngineWords(ENGINE).SCALE()
+    return min(free, convert(balance, uint256))
 
 
 @view

@@ -248,6 +248,18 @@ class DeployConfig(_Model):
     reserve_factor: Int = Field(
         ge=0, le=WAD, description="Share of the net open notional the vault reserves (WAD)."
     )
+    upnl_haircut: Int = Field(
+        default=0,
+        ge=0,
+        le=WAD,
+        description="Share of positive unrealised PnL left out of equity_init (WAD; 0 counts it in full).",
+    )
+    transfer_margin_ratio: Int = Field(
+        default=0,
+        ge=0,
+        le=WAD,
+        description="Withdrawals need equity_init >= this share of the total notional (WAD; 0: IM only).",
+    )
     # snekmate's ERC-20/4626 bounds: name String[25], symbol String[5].
     vault_name: str = Field(default="Margin Engine Vault USDC", min_length=1, max_length=25)
     vault_symbol: str = Field(default="meUSD", min_length=1, max_length=5)

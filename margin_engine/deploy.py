@@ -22,7 +22,8 @@ Order of operations:
 4. the deployer grants itself ``RISK_MANAGER_ROLE`` (roles live on the configurator);
 5. per market: a ``MockAggregator`` when ``feed`` is ``None``, then
    ``configurator.add_market(feed, heartbeat, min_price, max_price, MarketParams)``;
-6. ``configurator.set_liquidation_params(...)``, ``configurator.set_reserve_factor(...)``;
+6. ``configurator.set_liquidation_params(...)``, ``configurator.set_reserve_factor(...)``
+   and, when set, ``configurator.set_margin_params(upnl_haircut, transfer_margin_ratio)``;
 7. roles from the configuration; the deployer renounces ``RISK_MANAGER_ROLE``
    when another risk manager is configured.
 
@@ -186,6 +187,8 @@ def deploy(
     # 6. Global risk parameters.
     configurator.set_liquidation_params(config.liquidation.params(), **tx)
     configurator.set_reserve_factor(config.reserve_factor, **tx)
+    if config.upnl_haircut or config.transfer_margin_ratio:
+        configurator.set_margin_params(config.upnl_haircut, config.transfer_margin_ratio, **tx)
 
     # 7. Roles.
     roles = config.roles

@@ -335,8 +335,14 @@ def price_ok(market: model.Market) -> bool:
     return bool(getattr(market, "price_ok", True)) and market.price > 0
 
 
-def assess(account: AccountView, markets: Mapping[int, model.Market], scale: int, now: int) -> Assessment:
+def assess(
+    account: AccountView, markets: Mapping[int, model.Market], scale: int, now: int, upnl_haircut: int = 0
+) -> Assessment:
     """Value ``account`` with the reference model at block time ``now``.
+
+    ``upnl_haircut`` is the engine's ``margin_params()[0]``: the share of
+    positive unrealised PnL left out of ``equity_init`` (it moves HEALTHY /
+    MARGIN_CALL only, never liquidatability).
 
     Each market's funding index is brought forward to ``now`` (as the
     engine's views do), so ``markets`` are the lens's stored values. The
@@ -356,7 +362,7 @@ def assess(account: AccountView, markets: Mapping[int, model.Market], scale: int
     if account.ok and not account.engine_prices_ok:
         return Assessment(account, now, None, None, None, False, "engine reports an invalid price")
 
-    state = model.account_state(account.balance, account.positions, markets, scale, now)
+    state = model.account_state(account.balance, account.positions, markets, scale, now, upnl_haircut)
     mismatch = engine_status is not None and engine_status != state.status
     return Assessment(account, now, state, state.status, engine_status, mismatch)
 

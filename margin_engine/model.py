@@ -279,8 +279,14 @@ def account_state(
     markets: Mapping[int, Market],
     scale: int,
     now: int,
+    upnl_haircut: int = 0,
 ) -> AccountState:
-    """Margin state of an account valued at each market's price and current index."""
+    """Margin state of an account valued at each market's price and current index.
+
+    ``equity_init = equity - mul_div_up(max(upnl, 0), upnl_haircut, WAD)``:
+    positive unrealised PnL counts toward IM at weight ``1 - haircut``
+    (the engine's ``margin_params``); ``equity_maint`` counts it in full.
+    """
     upnl = im_required = mm_required = 0
     for market_id, pos in positions.items():
         market = in_force(markets[market_id], now)
@@ -289,9 +295,10 @@ def account_state(
         im_required += value.im
         mm_required += value.mm
     equity = balance_tokens * scale + upnl
-    status = account_status(equity, equity, im_required, mm_required, len(positions) > 0)
+    equity_init = equity - mul_div_up(max(upnl, 0), upnl_haircut, WAD)
+    status = account_status(equity_init, equity, im_required, mm_required, len(positions) > 0)
     return AccountState(
-        equity_init=equity,
+        equity_init=equity_init,
         equity_maint=equity,
         im_required=im_required,
         mm_required=mm_required,
@@ -511,6 +518,8 @@ class Engine:
         self.reserve_factor: int = reserve_factor
         self.now: int = now
         self.mm_ramp_duration: int = 86_400  # EngineConfigurator's default
+        self.upnl_haircut: int = 0  # WAD, EngineConfigurator.set_margin_params
+        self.transfer_margin_ratio: int = 0  # WAD
         self.paused: bool = False
         self.markets: dict[int, Market] = {}
         self.accounts: dict[tuple[Any, int], Account] = {}
@@ -589,7 +598,7 @@ class Engine:
             _require(amount <= acct.balance, "engine: insufficient balance")
             acct.balance -= amount
             self.custody -= amount
-            self._require_healthy_if_positions(owner, sub)
+            self._require_transfer_margin(owner, sub)
 
     def transfer_collateral(self, owner: Any, from_sub: int, to_sub: int, amount: int) -> None:
         """Move tokens between an owner's sub-accounts, with the withdrawal checks on ``from_sub``."""
@@ -599,7 +608,7 @@ class Engine:
             _require(amount <= src.balance, "engine: insufficient balance")
             src.balance -= amount
             self._account(owner, to_sub).balance += amount
-            self._require_healthy_if_positions(owner, from_sub)
+            self._require_transfer_margin(owner, from_sub)
 
     def fund_insurance(self, amount: int) -> None:
         """Add tokens to the insurance fund."""
@@ -721,7 +730,7 @@ class Engine:
     def account(self, owner: Any, sub: int) -> AccountState:
         """Margin state of ``(owner, sub)`` now (the ``account`` view)."""
         acct = self.accounts.get((owner, sub), Account())
-        return account_state(acct.balance, acct.positions, self.markets, self.scale, self.now)
+        return account_state(acct.balance, acct.positions, self.markets, self.scale, self.now, self.upnl_haircut)
 
     def status(self, owner: Any, sub: int) -> int:
         """The ``status`` view."""
@@ -840,9 +849,20 @@ class Engine:
             insurance_paid=from_insurance, vault_loss=debt - from_insurance,
         )  # fmt: skip
 
-    def _require_healthy_if_positions(self, owner: Any, sub: int) -> None:
+    def _require_transfer_margin(self, owner: Any, sub: int) -> None:
+        """A withdrawal or transfer out: with positions the account must stay
+        HEALTHY and keep ``equity_init >= mul_div_up(notional, ratio, WAD)``."""
         state = self.account(owner, sub)
-        _require(state.positions == 0 or state.status == HEALTHY, "engine: unhealthy")
+        if state.positions == 0:
+            return
+        acct = self._account(owner, sub)
+        notional = sum(
+            mul_div_up(abs(pos.size), self.markets[m].price, WAD) for m, pos in acct.positions.items()
+        )
+        _require(
+            state.status == HEALTHY and state.equity_init >= mul_div_up(notional, self.transfer_margin_ratio, WAD),
+            "engine: unhealthy",
+        )
 
     def _log(self, name: str, **fields: Any) -> None:
         self.events.append((name, fields))

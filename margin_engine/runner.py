@@ -139,7 +139,7 @@ class LiquidatorBot:
         """Read every account with open positions and every market at one block.
 
         RPC calls: one for the head block, one for the liquidation
-        parameters, one for all markets, one per page of accounts, one for
+        parameters, one for the margin terms, one for all markets, one per page of accounts, one for
         the position logs since the last scan (``settings.events``) and one
         per page of candidates from those logs that the list no longer holds.
         """
@@ -161,7 +161,8 @@ class LiquidatorBot:
         self.last_block = block
         self._liq_params = logic.liq_params_from_tuple(self._read(self.engine, "liquidation_params", block)[0])
         markets = logic.markets_from_lens(self._read(self.lens, "markets", block)[0])
-        calls += 2
+        haircut = int(self._read(self.engine, "margin_params", block)[0])
+        calls += 3
         pages: list[tuple[int, Any]] = []
         total, first = self._read(self.lens, "active_accounts", block, 0, self.settings.page_size)
         calls += 1
@@ -182,7 +183,7 @@ class LiquidatorBot:
             snapshots.extend(self._read(self.lens, "accounts", block, [list(k) for k in chunk])[0])
             calls += 1
         accounts = logic.accounts_from_lens(snapshots)
-        assessments = [logic.assess(a, markets, self.scale, now) for a in accounts]
+        assessments = [logic.assess(a, markets, self.scale, now, haircut) for a in accounts]
         return Snapshot(
             block=block,
             now=now,

@@ -799,6 +799,16 @@ class EngineMachine(RuleBasedStateMachine):
         if reason is None and (imr, mmr) != (params.imr, target):
             self.rates_changed_at[market] = now
 
+    @rule(haircut_bps=st.sampled_from([0, 2_500, 5_000, 10_000]), ratio_bps=st.sampled_from([0, 500, 1_000, 2_000]))
+    def change_margin_params(self, haircut_bps: int, ratio_bps: int) -> None:
+        """The risk manager sets the haircut on positive unrealised PnL and
+        the transfer margin ratio: later trades, withdrawals, transfers and
+        every account view must agree with the model."""
+        haircut, ratio = haircut_bps * ref.WAD // 10_000, ratio_bps * ref.WAD // 10_000
+        self.configurator.set_margin_params(haircut, ratio, sender=self.risk_manager)
+        self.model.upnl_haircut, self.model.transfer_margin_ratio = haircut, ratio
+        event(f"margin params: haircut {haircut_bps} bps, ratio {ratio_bps} bps")
+
     # -------------------------------------------------------- governance
 
     @rule(

@@ -58,8 +58,8 @@ def test_bot__scan__reads_every_active_account_in_one_block(engine, bot, book):
         who, sub = assessment.key
         assert assessment.status == engine.status(who, sub) == assessment.engine_status
         assert not assessment.mismatch
-    # head block, position logs, liquidation params, markets, one page
-    assert snapshot.rpc_calls == 5
+    # head block, position logs, liquidation params, markets, margin terms, one page
+    assert snapshot.rpc_calls == 6
 
 
 def test_bot__price_drop__liquidates_exactly_the_accounts_below_maintenance(

@@ -546,7 +546,7 @@ def test_roles__renounce_only_for_oneself(configurator, engine, guardian, attack
 STORE_CALLS = {
     "store_oracle": (BTC, 1, 1),
     "store_market_params": (BTC, 1, 1, 0, 0),
-    "store_globals": (0, 0, 0),
+    "store_globals": (0, 0, 0, 0),
     "store_vault": ("0x0000000000000000000000000000000000000001",),
     "store_paused": (True,),
 }
