@@ -88,6 +88,7 @@ interface IEngineWords:
     def SCALE() -> uint256: view
     def SETTLEMENT_ASSET() -> address: view
     def margin_params() -> (uint256, uint256): view
+    def paused() -> bool: view
 
 
 # @dev The engine read by every view.
@@ -226,6 +227,86 @@ def max_withdraw(owner: address, sub: uint16, asset: address) -> uint256:
         return 0
     free: uint256 = convert(state.equity_init - required, uint256) // staticcall IEngineWords(ENGINE).SCALE()
     return min(free, convert(balance, uint256))
+
+
+@view
+@external
+def max_position_size(owner: address, sub: uint16, market: uint256, is_long: bool) -> uint256:
+    """
+    @notice The largest `size_delta` (base units) that `modify_position`
+            would accept now in the given direction, as far as margin, the
+            open-interest cap and the minimum notional go.
+    @dev Conservative: the equity after the trade is counted 3 token units
+         and 8 wei short (the funding, PnL and entry roundings of the
+         trade), so the true maximum may be slightly larger, never smaller.
+         Against an opposite position the answer includes closing it (a
+         flip). 0 while paused, with an invalid price, when the position cap
+         or isolation forbids a new market, or when nothing fits.
+    @param owner The account owner.
+    @param sub The sub-account.
+    @param market The market id.
+    @param is_long True for a buy.
+    @return Base units (18 decimals).
+    """
+    if staticcall IEngineWords(ENGINE).paused():
+        return 0
+    meta: uint256 = staticcall IEngineWords(ENGINE).account_meta(owner, sub)
+    pos: IMarginEngine.Position = staticcall IMarginEngine(ENGINE).position(owner, sub, market)
+    if pos.size == 0 and (meta & 255 >= MAX_POSITIONS or (meta & 256 != 0 and meta & 255 != 0)):
+        return 0
+    state: IMarginEngine.AccountState = staticcall IMarginEngine(ENGINE).account(owner, sub)
+    price: uint256 = 0
+    ok: bool = False
+    price, ok = staticcall IEngineWords(ENGINE).oracle_price(market)
+    if not ok or not state.prices_ok:
+        return 0
+    words: uint256[6] = self._words(market)
+    scale: uint256 = staticcall IEngineWords(ENGINE).SCALE()
+    haircut: uint256 = 0
+    ratio: uint256 = 0
+    haircut, ratio = staticcall IEngineWords(ENGINE).margin_params()
+
+    size: uint256 = convert(abs(pos.size), uint256)
+    flip: bool = pos.size != 0 and (pos.size > 0) != is_long
+    # Unrealised PnL after the trade: a flip realises this market's part.
+    upnl: int256 = state.equity_maint - (convert(convert(meta, bytes32), int256) >> 144) * convert(scale, int256)
+    if flip:
+        upnl -= pos.unrealized_pnl
+    budget: int256 = state.equity_maint - convert(3 * scale + 8 + self._mul_div_up(convert(max(upnl, 0), uint256), haircut, WAD), int256)
+    # IM of the other markets; room on the side the trade adds to.
+    base_im: uint256 = state.im_required - self._mul_div_up(pos.notional, words[2] & MASK64, WAD)
+    side_oi: uint256 = words[4] & MASK128
+    if not is_long:
+        side_oi = words[4] >> 128
+    if side_oi >= words[3] & MASK128:
+        return 0
+    room: uint256 = (words[3] & MASK128) - side_oi  # base units more on that side
+    lo: uint256 = 0
+    hi: uint256 = room
+    if flip:
+        lo = size
+        hi = size + room
+    # Largest q in (lo, hi] whose margin fits: the need and the fee both
+    # grow with q, so the fitting sizes are those up to a bound.
+    for i: uint256 in range(256):
+        if lo >= hi:
+            break
+        mid: uint256 = hi - (hi - lo) // 2
+        if self._fits(mid, size, flip, price, words, scale, base_im, budget):
+            lo = mid
+        else:
+            hi = mid - 1
+    if flip and lo == size:
+        return size  # no flip fits; a full close always does
+    new_size: uint256 = size + lo
+    if flip:
+        new_size = lo - size
+    if lo == 0 or self._mul_div_up(new_size, price, WAD) < words[3] >> 128:
+        # Below the minimum notional, and anything larger does not fit.
+        if flip:
+            return size
+        return 0
+    return lo
 
 
 @view
@@ -469,6 +550,21 @@ def _oracle_price(market: uint256) -> (uint256, bool):
     if not success:
         return 0, False
     return abi_decode(response, (uint256, bool))
+
+
+@pure
+@internal
+def _fits(
+    q: uint256, size: uint256, flip: bool, price: uint256, words: uint256[6], scale: uint256, base_im: uint256, budget: int256
+) -> bool:
+    # The position after a trade of q: |s| + q, or q - |s| for a flip.
+    new_size: uint256 = size + q
+    if flip:
+        new_size = q - size
+    notional: uint256 = self._mul_div_up(new_size, price, WAD)
+    fee: uint256 = (self._mul_div_up(self._mul_div_up(q, price, WAD), (words[2] >> 128) & MASK64, WAD) + scale - 1) // scale
+    need: uint256 = base_im + self._mul_div_up(notional, words[2] & MASK64, WAD)
+    return budget - convert(fee * scale, int256) >= convert(need, int256)
 
 
 @pure

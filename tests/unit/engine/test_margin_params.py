@@ -141,3 +141,75 @@ def test_lens_max_withdraw__the_exact_boundary_of_withdraw(ctx, trader, other_tr
     # an invalid price: nothing can be withdrawn, and the view says so
     ctx.break_oracle(BTC, "stale")
     assert lens.max_withdraw(trader, 0, ctx.token) == 0
+
+
+# --------------------------------------------------------------------------
+#                        Lens max_position_size
+# --------------------------------------------------------------------------
+
+
+def assert_largest(ctx, owner, market, is_long, q, sub=0):
+    """`q` is accepted; one part in a thousand more (and at least 10**15) is not."""
+    more = q + max(q // 1_000, 10**15)
+    sign = 1 if is_long else -1
+    with ape.reverts():
+        ctx.trade(owner, market, sign * more, sub=sub)
+    ctx.trade(owner, market, sign * q, sub=sub)
+
+
+@pytest.mark.parametrize("is_long", [True, False])
+def test_max_position_size__flat_account__largest_accepted(ctx, trader, is_long):
+    ctx.fund(trader, ctx.tok("6000"))
+
+    q = ctx.lens.max_position_size(trader, 0, BTC, is_long)
+
+    # 6,000 - 3 units = q P (10 % + 0.1 %): 0.990099 BTC
+    assert 9_900 * WAD // 10_000 < q < 9_901 * WAD // 10_000
+    assert_largest(ctx, trader, BTC, is_long, q)
+
+
+def test_max_position_size__existing_positions_and_haircut(ctx, trader):
+    ctx.fund(trader, ctx.tok("10000"))
+    ctx.trade(trader, ETH, WAD)
+    ctx.trade(trader, BTC, WAD // 10)
+    ctx.set_price(ETH, 3_300)  # upnl +300 in ETH
+    set_margin(ctx, WAD // 2, 0)
+
+    q = ctx.lens.max_position_size(trader, 0, BTC, True)
+
+    assert q > 0
+    assert_largest(ctx, trader, BTC, True, q)
+
+
+def test_max_position_size__opposite_position__closes_and_flips(ctx, trader):
+    ctx.fund(trader, ctx.tok("3000"))
+    ctx.trade(trader, ETH, 5 * WAD)  # 15,000 long on 2,985
+
+    q = ctx.lens.max_position_size(trader, 0, ETH, False)
+
+    assert q > 5 * WAD  # closes the 5 ETH long and opens a short
+    assert_largest(ctx, trader, ETH, False, q)
+    assert ctx.engine.position(trader, 0, ETH).size < 0
+
+
+def test_max_position_size__oi_cap_binds(ctx, trader, other_trader):
+    ctx.set_params(ETH, max_oi=3 * WAD)
+    ctx.fund(other_trader, ctx.tok("100000"))
+    ctx.trade(other_trader, ETH, 2 * WAD)
+    ctx.fund(trader, ctx.tok("1000000"))
+
+    assert ctx.lens.max_position_size(trader, 0, ETH, True) == WAD
+    assert ctx.lens.max_position_size(trader, 0, ETH, False) == 3 * WAD
+    with ape.reverts("engine: oi cap"):
+        ctx.trade(trader, ETH, WAD + 1)
+    ctx.trade(trader, ETH, WAD)
+
+
+def test_max_position_size__nothing_fits_or_not_allowed(ctx, trader, other_trader):
+    # too little collateral for the minimum notional (10 USD needs 1.01 USD + 3 units)
+    ctx.fund(trader, ctx.tok("1"))
+    assert ctx.lens.max_position_size(trader, 0, BTC, True) == 0
+    # paused: nothing new
+    ctx.fund(other_trader, ctx.tok("10000"))
+    ctx.pause()
+    assert ctx.lens.max_position_size(other_trader, 0, BTC, True) == 0
