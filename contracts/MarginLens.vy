@@ -166,13 +166,7 @@ def open_markets(owner: address, sub: uint16) -> DynArray[uint256, MAX_POSITIONS
     @param sub The sub-account.
     @return The market ids.
     """
-    meta: uint256 = staticcall IEngineWords(ENGINE).account_meta(owner, sub)
-    result: DynArray[uint256, MAX_POSITIONS] = []
-    for i: uint256 in range(MAX_POSITIONS):
-        if i >= meta & 255:
-            break
-        result.append((meta >> (16 + 8 * i)) & MASK8)
-    return result
+    return self._markets_of(staticcall IEngineWords(ENGINE).account_meta(owner, sub))
 
 
 @view
@@ -205,7 +199,7 @@ def max_withdraw(owner: address, sub: uint16, asset: address) -> uint256:
     if asset != staticcall IEngineWords(ENGINE).SETTLEMENT_ASSET():
         return 0
     meta: uint256 = staticcall IEngineWords(ENGINE).account_meta(owner, sub)
-    balance: int256 = convert(convert(meta, bytes32), int256) >> 144
+    balance: int256 = self._balance_of(meta)
     if balance <= 0:
         return 0
     if meta & 255 == 0:
@@ -214,10 +208,8 @@ def max_withdraw(owner: address, sub: uint16, asset: address) -> uint256:
     if not state.prices_ok:
         return 0
     notional: uint256 = 0
-    for i: uint256 in range(MAX_POSITIONS):
-        if i >= meta & 255:
-            break
-        market: uint256 = (meta >> (16 + 8 * i)) & MASK8
+    markets: DynArray[uint256, MAX_POSITIONS] = self._markets_of(meta)
+    for market: uint256 in markets:
         notional += (staticcall IMarginEngine(ENGINE).position(owner, sub, market)).notional
     haircut: uint256 = 0
     ratio: uint256 = 0
@@ -269,7 +261,7 @@ def max_position_size(owner: address, sub: uint16, market: uint256, is_long: boo
     size: uint256 = convert(abs(pos.size), uint256)
     flip: bool = pos.size != 0 and (pos.size > 0) != is_long
     # Unrealised PnL after the trade: a flip realises this market's part.
-    upnl: int256 = state.equity_maint - (convert(convert(meta, bytes32), int256) >> 144) * convert(scale, int256)
+    upnl: int256 = state.equity_maint - self._balance_of(meta) * convert(scale, int256)
     if flip:
         upnl -= pos.unrealized_pnl
     budget: int256 = state.equity_maint - convert(3 * scale + 8 + self._mul_div_up(convert(max(upnl, 0), uint256), haircut, WAD), int256)
@@ -497,7 +489,7 @@ def _snapshot(owner: address, sub: uint16) -> AccountSnapshot:
     snapshot: AccountSnapshot = empty(AccountSnapshot)
     snapshot.owner = owner
     snapshot.sub = sub
-    snapshot.balance = convert(convert(meta, bytes32), int256) >> 144
+    snapshot.balance = self._balance_of(meta)
     snapshot.isolated = meta & 256 != 0
     success: bool = False
     response: Bytes[224] = b""
@@ -511,10 +503,8 @@ def _snapshot(owner: address, sub: uint16) -> AccountSnapshot:
     if not success:
         return snapshot
     snapshot.state = abi_decode(response, IMarginEngine.AccountState)
-    for i: uint256 in range(MAX_POSITIONS):
-        if i >= meta & 255:
-            break
-        market: uint256 = (meta >> (16 + 8 * i)) & MASK8
+    markets: DynArray[uint256, MAX_POSITIONS] = self._markets_of(meta)
+    for market: uint256 in markets:
         position: Bytes[224] = b""
         success, position = raw_call(
             ENGINE,
@@ -565,6 +555,25 @@ def _fits(
     fee: uint256 = (self._mul_div_up(self._mul_div_up(q, price, WAD), (words[2] >> 128) & MASK64, WAD) + scale - 1) // scale
     need: uint256 = base_im + self._mul_div_up(notional, words[2] & MASK64, WAD)
     return budget - convert(fee * scale, int256) >= convert(need, int256)
+
+
+@pure
+@internal
+def _markets_of(meta: uint256) -> DynArray[uint256, MAX_POSITIONS]:
+    # The open market ids of an account word: 8 bits each from bit 16.
+    result: DynArray[uint256, MAX_POSITIONS] = []
+    for i: uint256 in range(MAX_POSITIONS):
+        if i >= meta & 255:
+            break
+        result.append((meta >> (16 + 8 * i)) & MASK8)
+    return result
+
+
+@pure
+@internal
+def _balance_of(meta: uint256) -> int256:
+    # The settlement balance (int112) in the top bits of an account word.
+    return convert(convert(meta, bytes32), int256) >> 144
 
 
 @pure

@@ -510,20 +510,14 @@ class _Bench:
         assert statuses is not None
         return ScanRun(accounts, page_size, len(list(page_ranges(accounts, page_size))), samples), statuses
 
-    def _raw_call(self, contract: Any, method: str, block: int, *args: Any) -> tuple[Any, ...]:
-        from eth_abi import decode
-
-        abi = contract.contract_type.view_methods[method]
-        data = "0x" + bytes(getattr(contract, method).encode_input(*args)).hex()
-        raw = self.provider.make_request("eth_call", [{"to": str(contract.address), "data": data}, hex(block)])
-        return decode([o.canonical_type for o in abi.outputs], bytes.fromhex(raw.removeprefix("0x")))
-
     def raw_scan(self, accounts: int, page_size: int, repeats: int) -> ScanRun:
         """A reference, not the bot: the same reads at one block (head, liquidation
         parameters, markets, pages), each one ``eth_call`` decoded by ``eth_abi``
         into plain tuples, then the same conversion and model as the bot."""
         from margin_engine import liquidator as logic
+        from margin_engine.runner import LiquidatorBot
 
+        read = LiquidatorBot(self.engine, self.lens, self.keeper, log=None).read_view
         samples = []
         for _ in range(repeats):
             mark = self.log.mark()
@@ -531,11 +525,11 @@ class _Bench:
                 began = time.perf_counter()
                 head = self.provider.make_request("eth_getBlockByNumber", ["latest", False])
                 block, now = int(head["number"], 16), int(head["timestamp"], 16)
-                logic.liq_params_from_tuple(self._raw_call(self.engine, "liquidation_params", block)[0])
-                markets = logic.markets_from_lens(self._raw_call(self.lens, "markets", block)[0])
+                logic.liq_params_from_tuple(read(self.engine, "liquidation_params", block)[0])
+                markets = logic.markets_from_lens(read(self.lens, "markets", block)[0])
                 snapshots: list[Any] = []
                 for start, count in logic.page_ranges(accounts, page_size):
-                    total, page = self._raw_call(self.lens, "active_accounts", block, start, count)
+                    total, page = read(self.lens, "active_accounts", block, start, count)
                     snapshots.extend(page)
                 assessed = [logic.assess(a, markets, self.scale, now) for a in logic.accounts_from_lens(snapshots)]
                 seconds = time.perf_counter() - began
@@ -704,7 +698,7 @@ def _notes(scans: Sequence[ScanRun], lens_gas: dict[str, int], block_gas_limit: 
         notes.append(
             f"Per scan of {first.accounts:,} accounts in pages of {first.page_size}, the node received:"
             f" {_per_scan(first.samples)}. The bot sends each view as one raw `eth_call` at the scanned"
-            " block and decodes it with `eth_abi` (`LiquidatorBot._read`): a call through Ape's contract"
+            " block and decodes it with `eth_abi` (`LiquidatorBot.read_view`): a call through Ape's contract"
             " objects costs 3 requests on a development network (`eth_getBlockByNumber` for a gas limit"
             " it then drops, `eth_getCode`, the `eth_call`), a call through web3's middleware 3 as well"
             " (two `eth_chainId`), and Ape's struct decoding was ~15x slower than `eth_abi` here (it builds"

@@ -159,18 +159,18 @@ class LiquidatorBot:
             self._next_log_block = block + 1
             calls += 1
         self.last_block = block
-        self._liq_params = logic.liq_params_from_tuple(self._read(self.engine, "liquidation_params", block)[0])
-        markets = logic.markets_from_lens(self._read(self.lens, "markets", block)[0])
-        haircut = int(self._read(self.engine, "margin_params", block)[0])
+        self._liq_params = logic.liq_params_from_tuple(self.read_view(self.engine, "liquidation_params", block)[0])
+        markets = logic.markets_from_lens(self.read_view(self.lens, "markets", block)[0])
+        haircut = int(self.read_view(self.engine, "margin_params", block)[0])
         calls += 3
         pages: list[tuple[int, Any]] = []
-        total, first = self._read(self.lens, "active_accounts", block, 0, self.settings.page_size)
+        total, first = self.read_view(self.lens, "active_accounts", block, 0, self.settings.page_size)
         calls += 1
         pages.append((int(total), first))
         for start, count in logic.page_ranges(int(total), self.settings.page_size):
             if start == 0:
                 continue
-            pages.append(self._read(self.lens, "active_accounts", block, start, count))  # type: ignore[arg-type]
+            pages.append(self.read_view(self.lens, "active_accounts", block, start, count))  # type: ignore[arg-type]
             calls += 1
         self.book.set_head(block)
         self.book.apply_scan(pages, block)
@@ -180,7 +180,7 @@ class LiquidatorBot:
         extra = [key for key in self.book.keys if key not in listed]
         for start in range(0, len(extra), self.settings.page_size):
             chunk = extra[start : start + self.settings.page_size]
-            snapshots.extend(self._read(self.lens, "accounts", block, [list(k) for k in chunk])[0])
+            snapshots.extend(self.read_view(self.lens, "accounts", block, [list(k) for k in chunk])[0])
             calls += 1
         accounts = logic.accounts_from_lens(snapshots)
         assessments = [logic.assess(a, markets, self.scale, now, haircut) for a in accounts]
@@ -293,13 +293,13 @@ class LiquidatorBot:
 
     # ------------------------------------------------------------ helpers
 
-    def _read(self, contract: Any, method: str, block: int, *args: Any) -> tuple[Any, ...]:
+    def read_view(self, contract: Any, method: str, block: int, *args: Any) -> tuple[Any, ...]:
         """One ``eth_call`` of a view at ``block``, decoded by ``eth_abi`` into
         plain tuples (Ape's struct decoding costs ~15x more per account)."""
         from ape import chain
         from eth_abi import decode
 
-        abi = contract.contract_type.view_methods[method]
+        types = [o.canonical_type for o in contract.contract_type.view_methods[method].outputs]
         data = "0x" + bytes(getattr(contract, method).encode_input(*args)).hex()
         call = {"from": str(self.sender.address), "to": str(contract.address), "data": data}
         provider = chain.provider
@@ -307,11 +307,11 @@ class LiquidatorBot:
             # One JSON-RPC request (web3's middleware adds two eth_chainId per call).
             try:
                 raw = provider.make_request("eth_call", [call, hex(block)])
-                return decode([o.canonical_type for o in abi.outputs], bytes.fromhex(str(raw).removeprefix("0x")))
+                return decode(types, bytes.fromhex(str(raw).removeprefix("0x")))
             except Exception:  # noqa: BLE001 - e.g. the in-process tester wants ints: use web3
                 self._raw_rpc = False
         out = provider.web3.eth.call(call, block_identifier=block)  # type: ignore[arg-type]
-        return decode([o.canonical_type for o in abi.outputs], bytes(out))
+        return decode(types, bytes(out))
 
     def _dry_run(self, method: Any, *args: Any) -> str | None:
         """None when ``method(*args)`` succeeds on the latest state, else why not."""
