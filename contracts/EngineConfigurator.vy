@@ -41,15 +41,27 @@ interface IEngineStore:
     def reserve_factor() -> uint256: view
     def liquidation_params() -> IMarginEngine.LiquidationParams: view
     def store_oracle(market: uint256, oracle: uint256, bounds: uint256): nonpayable
-    def store_market_params(
-        market: uint256, rates: uint256, limits: uint256, funding_rate_max: uint256, mm_ramp: uint256
-    ): nonpayable
+    def store_market_params(market: uint256, rates: uint256, limits: uint256, funding_rate_max: uint256): nonpayable
     def market_words(market: uint256) -> (uint256, uint256, uint256, uint256, uint256, uint256): view
-    def mm_ramp(market: uint256) -> (uint256, uint256, uint256, uint256): view
-    def store_globals(liq_rates: uint256, liq_rewards: uint256, reserve_factor: uint256, margin_params: uint256): nonpayable
-    def margin_params() -> (uint256, uint256): view
+    def store_globals(
+        liq_rates: uint256, liq_rewards: uint256, reserve_factor: uint256, margin_params: uint256, call_params: uint256
+    ): nonpayable
+    def RISK_MODEL() -> address: view
+    def margin_words() -> (uint256, uint256): view
     def store_vault(vault: address): nonpayable
     def store_paused(paused: bool): nonpayable
+
+
+interface IRiskStore:
+    def set_engine(engine: address): nonpayable
+    def set_configurator(configurator: address): nonpayable
+    def store_ramp_duration(duration: uint256): nonpayable
+    def store_volatility(market: uint256, params: uint256, limits: uint256, seed: uint256, ramp: bool): nonpayable
+    def store_tiers(market: uint256, schedule: uint256, ramp: bool): nonpayable
+    def store_mm_ramp(market: uint256, ramp: uint256): nonpayable
+    def tiers(market: uint256) -> (uint256, uint256, uint256, uint256): view
+    def volatility_params(market: uint256) -> (uint256, uint256, uint256, uint256, uint256, uint256, uint256): view
+    def mm_ramp(market: uint256) -> (uint256, uint256, uint256, uint256): view
 
 
 interface AggregatorDecimals:
@@ -77,7 +89,30 @@ MAX_RATE_STEP: public(constant(uint256)) = 10**18 // 20
 MIN_RATE_CHANGE_DELAY: public(constant(uint256)) = 3_600
 MIN_RAMP_DURATION: public(constant(uint256)) = 3_600
 MAX_RAMP_DURATION: public(constant(uint256)) = 30 * 86_400
-RAMP_FLAG: constant(uint256) = 2**63  # top bit of the mmr field: a ramp is on
+RISK_FLAG: constant(uint256) = 2**63  # top bit of the imr field: the risk model sets requirements
+MASK63: constant(uint256) = 2**63 - 1
+# Volatility margin (docs/risk-model.md section 2).
+MIN_EPOCH: public(constant(uint256)) = 300
+MAX_EPOCH: public(constant(uint256)) = 86_400
+MIN_DECAY: public(constant(uint256)) = 10**18 // 2
+MAX_DECAY: public(constant(uint256)) = 10**18 - 10**18 // 100_000
+MIN_Z: public(constant(uint256)) = 10**18
+MAX_Z: public(constant(uint256)) = 10 * 10**18
+MIN_HORIZON: public(constant(uint256)) = 3_600
+MAX_HORIZON: public(constant(uint256)) = 30 * 86_400
+MIN_FLOOR: public(constant(uint256)) = 10**18 // 200
+MIN_MM_FRACTION: public(constant(uint256)) = 10**18 // 10
+MAX_MM_FRACTION: public(constant(uint256)) = 9 * 10**18 // 10
+# ceil(MAX_RETURN**2 / (WAD * MIN_EPOCH)) with MAX_RETURN = 10 WAD: the largest variance.
+MAX_VAR: public(constant(uint256)) = 333_333_333_333_333_334
+# Tiers (section 10.2): multipliers in percent of the base rate.
+MAX_TIERS: public(constant(uint256)) = 4
+MIN_MULTIPLIER: public(constant(uint256)) = 100
+MAX_MULTIPLIER: public(constant(uint256)) = 10_000
+# Margin-call band (section 11).
+MAX_CALL_FEE_SHARE: public(constant(uint256)) = 10**18 // 2
+MIN_CALL_FRACTION: public(constant(uint256)) = 10**18 // 100
+MAX_CALL_FRACTION: public(constant(uint256)) = 10**18 // 2
 MASK64: constant(uint256) = 2**64 - 1
 
 
@@ -87,6 +122,20 @@ engine: public(address)
 mm_ramp_duration: public(uint256)
 # @dev When the risk manager last changed a market's imr, mmr or liq_fee.
 rates_changed_at: public(HashMap[uint256, uint256])
+# @dev The engine's RiskModel (volatility and tiers), named by the engine.
+risk_model: public(address)
+# @dev When the risk manager last changed a market's volatility parameters.
+volatility_changed_at: public(HashMap[uint256, uint256])
+
+
+struct VolatilityParams:
+    epoch: uint256        # sampling period (s)
+    decay: uint256        # per-epoch retention of the old estimate (WAD)
+    z: uint256            # multiplier of the horizon's standard deviation (WAD)
+    horizon: uint256      # liquidation horizon IM covers (s)
+    floor: uint256        # lowest base IM rate (WAD)
+    cap: uint256          # highest base IM rate (WAD)
+    mm_fraction: uint256  # MM rate as a fraction of the IM rate (WAD)
 
 
 event EngineSet:
@@ -112,6 +161,30 @@ event RampDurationSet:
 event MarginParamsSet:
     upnl_haircut: uint256
     transfer_margin_ratio: uint256
+
+
+event CallParamsSet:
+    call_buffer: uint256
+    fee_share: uint256
+    fraction: uint256
+
+
+event VolatilityParamsSet:
+    market: indexed(uint256)
+    epoch: uint256
+    decay: uint256
+    z: uint256
+    horizon: uint256
+    floor: uint256
+    cap: uint256
+    mm_fraction: uint256
+    seed_var: uint256
+
+
+event TiersSet:
+    market: indexed(uint256)
+    edges: DynArray[uint256, 4]
+    multipliers: DynArray[uint256, 4]
 
 
 @deploy
@@ -141,6 +214,10 @@ def set_engine(engine: address):
     configurator: address = staticcall IEngineStore(engine).configurator()
     assert configurator == self, "configurator: not the engine's"
     self.engine = engine
+    risk: address = staticcall IEngineStore(engine).RISK_MODEL()
+    self.risk_model = risk
+    extcall IRiskStore(risk).set_engine(engine)
+    extcall IRiskStore(risk).store_ramp_duration(self.mm_ramp_duration)
     log EngineSet(engine=engine)
 
 
@@ -154,6 +231,7 @@ def migrate(configurator: address):
     """
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
     extcall IEngineStore(self.engine).set_configurator(configurator)
+    extcall IRiskStore(self.risk_model).set_configurator(configurator)
     log Migrated(configurator=configurator)
 
 
@@ -182,7 +260,7 @@ def add_market(
     self._check_role(access_control.DEFAULT_ADMIN_ROLE)
     market: uint256 = staticcall IEngineStore(self.engine).market_count()
     self._set_oracle(market, feed, heartbeat, min_price, max_price)
-    self._set_market_params(market, params, 0)
+    self._set_market_params(market, params, 0, False)
     log IMarginEngine.MarketAdded(market=market, feed=feed)
     return market
 
@@ -231,17 +309,17 @@ def set_market_params(market: uint256, params: IMarginEngine.MarketParams):
     d: uint256 = 0
     e: uint256 = 0
     a, b, rates, c, d, e = staticcall IEngineStore(self.engine).market_words(market)
-    imr: uint256 = rates & MASK64
-    mmr: uint256 = (rates >> 64) & MASK64  # in force now
+    imr: uint256 = rates & MASK63
+    target: uint256 = (rates >> 64) & MASK64  # the engine stores the ramp's target
     liq_fee: uint256 = rates >> 192
     old: uint256 = 0
     new: uint256 = 0
     start: uint256 = 0
     end: uint256 = 0
-    old, new, start, end = staticcall IEngineStore(self.engine).mm_ramp(market)
-    target: uint256 = mmr
-    if end != 0:
-        target = new
+    old, new, start, end = self._ramp(market)
+    mmr: uint256 = target  # in force now
+    if block.timestamp < end:
+        mmr = old + (new - old) * (block.timestamp - start) // (end - start)
     if params.imr != imr or params.mmr != target or params.liq_fee != liq_fee:
         assert block.timestamp >= self.rates_changed_at[market] + MIN_RATE_CHANGE_DELAY, "configurator: too soon"
         assert (
@@ -261,7 +339,7 @@ def set_market_params(market: uint256, params: IMarginEngine.MarketParams):
             end = block.timestamp + self.mm_ramp_duration
             ramp = mmr | (params.mmr << 64) | (block.timestamp << 128) | (end << 192)
             log MaintenanceRamp(market=market, old_mmr=mmr, new_mmr=params.mmr, start=block.timestamp, end=end)
-    self._set_market_params(market, params, ramp)
+    self._set_market_params(market, params, ramp, self._flagged(market))
 
 
 @external
@@ -275,7 +353,197 @@ def set_mm_ramp_duration(duration: uint256):
     self._check_role(access_control.DEFAULT_ADMIN_ROLE)
     assert duration >= MIN_RAMP_DURATION and duration <= MAX_RAMP_DURATION, "configurator: bad params"
     self.mm_ramp_duration = duration
+    if self.risk_model != empty(address):
+        extcall IRiskStore(self.risk_model).store_ramp_duration(duration)
     log RampDurationSet(duration=duration)
+
+
+@view
+@external
+def uses_risk_model(market: uint256) -> bool:
+    """
+    @notice True once the market's requirements come from the risk model
+            (volatility, tiers or an MM ramp); it stays so.
+    """
+    return self._flagged(market)
+
+
+@view
+@external
+def mm_ramp(market: uint256) -> (uint256, uint256, uint256, uint256):
+    """
+    @notice A market's static maintenance-rate ramp: the rate rises linearly
+            from `old` at `start` to `new` at `end` (all zero when none is on).
+    @param market The market id.
+    @return old, new (WAD rates), start, end (timestamps).
+    """
+    return self._ramp(market)
+
+
+# --------------------------------------------------------------------------
+#                  Risk manager: volatility, tiers, margin calls
+# --------------------------------------------------------------------------
+
+@external
+def set_volatility(market: uint256, params: VolatilityParams, seed_var: uint256):
+    """
+    @notice Give a market a volatility margin (or, all parameters zero, take
+            it away): its base IM rate becomes max(imr, clamp(z * sigma *
+            sqrt(horizon), floor, cap)), its MM rate max(mmr, mm_fraction of
+            that), with MM rises ramping in (docs/risk-model.md).
+    @dev RISK_MANAGER only. Bounds: the `MIN_*`/`MAX_*` constants, floor <=
+         cap <= 1, seed_var <= MAX_VAR (required when turning it on). A
+         change of a live market's parameters: at least
+         `MIN_RATE_CHANGE_DELAY` after the last, floor and cap each by at
+         most `MAX_RATE_STEP`. A non-zero seed replaces the estimate; the
+         next valid price starts a new sample series either way.
+    @param market The market id.
+    @param params The parameters.
+    @param seed_var Variance per second (WAD) to start from; 0 keeps the estimate.
+    """
+    self._check_role(RISK_MANAGER_ROLE)
+    self._check_market(market)
+    p: VolatilityParams = params
+    packed: uint256 = p.decay | (p.z << 64) | (p.epoch << 128) | (p.horizon << 160)
+    limits: uint256 = p.floor | (p.cap << 64) | (p.mm_fraction << 128)
+    if packed != 0 or limits != 0:
+        assert (
+            p.epoch >= MIN_EPOCH and p.epoch <= MAX_EPOCH
+            and p.decay >= MIN_DECAY and p.decay <= MAX_DECAY
+            and p.z >= MIN_Z and p.z <= MAX_Z
+            and p.horizon >= MIN_HORIZON and p.horizon <= MAX_HORIZON
+            and p.floor >= MIN_FLOOR and p.floor <= p.cap and p.cap <= WAD
+            and p.mm_fraction >= MIN_MM_FRACTION and p.mm_fraction <= MAX_MM_FRACTION
+            and seed_var <= MAX_VAR
+        ), "configurator: bad params"
+    epoch: uint256 = 0
+    decay: uint256 = 0
+    z: uint256 = 0
+    horizon: uint256 = 0
+    old_floor: uint256 = 0
+    old_cap: uint256 = 0
+    fraction: uint256 = 0
+    epoch, decay, z, horizon, old_floor, old_cap, fraction = staticcall IRiskStore(self.risk_model).volatility_params(market)
+    if epoch != 0:
+        assert block.timestamp >= self.volatility_changed_at[market] + MIN_RATE_CHANGE_DELAY, "configurator: too soon"
+        assert (
+            packed == 0 or self._diff(p.floor, old_floor) <= MAX_RATE_STEP and self._diff(p.cap, old_cap) <= MAX_RATE_STEP
+        ), "configurator: step"
+    else:
+        assert packed == 0 or seed_var != 0, "configurator: bad params"
+    self.volatility_changed_at[market] = block.timestamp
+    if packed != 0:
+        self._use_risk_model(market)
+    extcall IRiskStore(self.risk_model).store_volatility(market, packed, limits, seed_var, self._has_open_interest(market))
+    log VolatilityParamsSet(
+        market=market,
+        epoch=p.epoch,
+        decay=p.decay,
+        z=p.z,
+        horizon=p.horizon,
+        floor=p.floor,
+        cap=p.cap,
+        mm_fraction=p.mm_fraction,
+        seed_var=seed_var,
+    )
+
+
+@external
+def set_tiers(market: uint256, edges: DynArray[uint256, MAX_TIERS], multipliers: DynArray[uint256, MAX_TIERS]):
+    """
+    @notice Set a market's size tiers: above `edges[i]` (whole settlement
+            units of notional) the rate is `multipliers[i]` percent of the
+            base rate (at most 100 %), applied marginally like tax brackets.
+            Empty arrays remove the tiers.
+    @dev RISK_MANAGER only. Edges strictly increasing, non-zero, below
+         2**32; multipliers non-decreasing, 100 to 10,000. IM follows at
+         once; MM moves from the old schedule to the new over
+         `mm_ramp_duration`, and no new schedule is accepted until then
+         ("configurator: ramp on").
+    @param market The market id.
+    @param edges Bracket lower edges (whole settlement units).
+    @param multipliers Rate of each bracket, percent of the base rate.
+    """
+    self._check_role(RISK_MANAGER_ROLE)
+    self._check_market(market)
+    assert len(edges) == len(multipliers), "configurator: bad params"
+    schedule: uint256 = 0
+    last_edge: uint256 = 0
+    last_multiplier: uint256 = MIN_MULTIPLIER
+    for i: uint256 in range(MAX_TIERS):
+        if i >= len(edges):
+            break
+        assert (
+            edges[i] > last_edge
+            and edges[i] < 2**32
+            and multipliers[i] >= last_multiplier
+            and multipliers[i] <= MAX_MULTIPLIER
+        ), "configurator: bad params"
+        last_edge = edges[i]
+        last_multiplier = multipliers[i]
+        schedule |= (edges[i] << (32 * i)) | (multipliers[i] << (128 + 16 * i))
+    a: uint256 = 0
+    b: uint256 = 0
+    c: uint256 = 0
+    end: uint256 = 0
+    a, b, c, end = staticcall IRiskStore(self.risk_model).tiers(market)
+    assert block.timestamp >= end, "configurator: ramp on"
+    self._use_risk_model(market)
+    extcall IRiskStore(self.risk_model).store_tiers(market, schedule, self._has_open_interest(market))
+    log TiersSet(market=market, edges=edges, multipliers=multipliers)
+
+
+@external
+def set_call_params(call_buffer: uint256, fee_share: uint256, fraction: uint256):
+    """
+    @notice Set the margin-call band: accounts below
+            `mm_required * (1 + call_buffer)` but not liquidatable may be
+            reduced by anyone (`engine.margin_call`), at most `fraction` of a
+            position per call, for a fee of `fee_share` of the market's
+            liquidation fee rate.
+    @dev RISK_MANAGER only. call_buffer <= 1 (0 turns the band off),
+         fee_share <= 50 %, fraction 1 % to 50 %.
+    @param call_buffer WAD.
+    @param fee_share WAD fraction of liq_fee.
+    @param fraction WAD fraction of a position.
+    """
+    self._check_role(RISK_MANAGER_ROLE)
+    assert (
+        call_buffer <= WAD
+        and fee_share <= MAX_CALL_FEE_SHARE
+        and fraction >= MIN_CALL_FRACTION
+        and fraction <= MAX_CALL_FRACTION
+    ), "configurator: bad params"
+    self._store_globals(
+        staticcall IEngineStore(self.engine).reserve_factor(),
+        self._margin_word(),
+        call_buffer | (fee_share << 64) | (fraction << 128),
+    )
+    log CallParamsSet(call_buffer=call_buffer, fee_share=fee_share, fraction=fraction)
+
+
+@view
+@external
+def margin_params() -> (uint256, uint256):
+    """
+    @notice The initial-margin terms: the haircut on positive unrealised PnL
+            (equity_init = equity - upnl * haircut when upnl > 0) and the
+            transfer margin ratio (withdrawals and transfers out need
+            equity_init >= max(im_required, ratio * notional)).
+    @return haircut, ratio (WAD).
+    """
+    word: uint256 = self._margin_word()
+    return word & MASK128, word >> 128
+
+
+@view
+@external
+def call_params() -> (uint256, uint256, uint256):
+    """
+    @notice The margin-call band: call buffer, fee share, fraction (WAD).
+    """
+    word: uint256 = self._call_word()
+    return word & MASK64, (word >> 64) & MASK64, word >> 128
 
 
 # --------------------------------------------------------------------------
@@ -302,6 +570,7 @@ def set_liquidation_params(params: IMarginEngine.LiquidationParams):
         params.reward_floor | (params.reward_cap << 128),
         reserve_factor,
         self._margin_word(),
+        self._call_word(),
     )
     log IMarginEngine.LiquidationParamsSet(
         buffer=params.buffer,
@@ -320,7 +589,7 @@ def set_reserve_factor(reserve_factor: uint256):
     """
     self._check_role(RISK_MANAGER_ROLE)
     assert reserve_factor <= WAD, "configurator: bad params"
-    self._store_globals(reserve_factor, self._margin_word())
+    self._store_globals(reserve_factor, self._margin_word(), self._call_word())
     log IMarginEngine.ReserveFactorSet(reserve_factor=reserve_factor)
 
 
@@ -340,7 +609,11 @@ def set_margin_params(upnl_haircut: uint256, transfer_margin_ratio: uint256):
     """
     self._check_role(RISK_MANAGER_ROLE)
     assert upnl_haircut <= WAD and transfer_margin_ratio <= WAD, "configurator: bad params"
-    self._store_globals(staticcall IEngineStore(self.engine).reserve_factor(), upnl_haircut | (transfer_margin_ratio << 128))
+    self._store_globals(
+        staticcall IEngineStore(self.engine).reserve_factor(),
+        upnl_haircut | (transfer_margin_ratio << 128),
+        self._call_word(),
+    )
     log MarginParamsSet(upnl_haircut=upnl_haircut, transfer_margin_ratio=transfer_margin_ratio)
 
 
@@ -391,18 +664,26 @@ def unpause():
 @view
 @internal
 def _margin_word() -> uint256:
-    haircut: uint256 = 0
-    ratio: uint256 = 0
-    haircut, ratio = staticcall IEngineStore(self.engine).margin_params()
-    return haircut | (ratio << 128)
+    # Read back from the engine, so that a successor configurator keeps it.
+    return (staticcall IEngineStore(self.engine).margin_words())[0]
+
+
+@view
+@internal
+def _call_word() -> uint256:
+    return (staticcall IEngineStore(self.engine).margin_words())[1]
 
 
 @internal
-def _store_globals(reserve_factor: uint256, margin_word: uint256):
-    # The liquidation words as they are, with a new reserve factor and margin word.
+def _store_globals(reserve_factor: uint256, margin_word: uint256, call_word: uint256):
+    # The liquidation words as they are, with new reserve factor, margin and call words.
     p: IMarginEngine.LiquidationParams = staticcall IEngineStore(self.engine).liquidation_params()
     extcall IEngineStore(self.engine).store_globals(
-        p.buffer | (p.liquidator_share << 128), p.reward_floor | (p.reward_cap << 128), reserve_factor, margin_word
+        p.buffer | (p.liquidator_share << 128),
+        p.reward_floor | (p.reward_cap << 128),
+        reserve_factor,
+        margin_word,
+        call_word,
     )
 
 
@@ -453,18 +734,107 @@ def _set_oracle(market: uint256, feed: address, heartbeat: uint256, min_price: u
     )
 
 
+@view
 @internal
-def _set_market_params(market: uint256, p: IMarginEngine.MarketParams, mm_ramp: uint256):
+def _check_market(market: uint256):
+    assert market < staticcall IEngineStore(self.engine).market_count(), "configurator: unknown market"
+
+
+@view
+@internal
+def _has_open_interest(market: uint256) -> bool:
+    """
+    @dev Without open interest no account holds the market: a tighter MM
+         needs no ramp.
+    """
+    a: uint256 = 0
+    b: uint256 = 0
+    c: uint256 = 0
+    d: uint256 = 0
+    oi: uint256 = 0
+    e: uint256 = 0
+    a, b, c, d, oi, e = staticcall IEngineStore(self.engine).market_words(market)
+    return oi != 0
+
+
+@view
+@internal
+def _ramp(market: uint256) -> (uint256, uint256, uint256, uint256):
+    return staticcall IRiskStore(self.risk_model).mm_ramp(market)
+
+
+@view
+@internal
+def _ramp_word(market: uint256) -> uint256:
+    old: uint256 = 0
+    new: uint256 = 0
+    start: uint256 = 0
+    end: uint256 = 0
+    old, new, start, end = self._ramp(market)
+    return old | (new << 64) | (start << 128) | (end << 192)
+
+
+@view
+@internal
+def _flagged(market: uint256) -> bool:
+    a: uint256 = 0
+    b: uint256 = 0
+    rates: uint256 = 0
+    c: uint256 = 0
+    d: uint256 = 0
+    e: uint256 = 0
+    a, b, rates, c, d, e = staticcall IEngineStore(self.engine).market_words(market)
+    return rates & RISK_FLAG != 0
+
+
+@internal
+def _use_risk_model(market: uint256):
+    """
+    @dev Flag the market in the engine's rates word (once): from now on its
+         requirements come from the risk model.
+    """
+    if self._flagged(market):
+        return
+    a: uint256 = 0
+    b: uint256 = 0
+    rates: uint256 = 0
+    limits: uint256 = 0
+    c: uint256 = 0
+    funding: uint256 = 0
+    a, b, rates, limits, c, funding = staticcall IEngineStore(self.engine).market_words(market)
+    self._set_market_params(
+        market,
+        IMarginEngine.MarketParams(
+            imr=rates & MASK63,
+            mmr=(rates >> 64) & MASK64,
+            fee_rate=(rates >> 128) & MASK64,
+            liq_fee=rates >> 192,
+            max_oi=limits & MASK128,
+            min_notional=limits >> 128,
+            funding_rate_max=funding >> 192,
+        ),
+        self._ramp_word(market),
+        True,
+    )
+
+
+@internal
+def _set_market_params(market: uint256, p: IMarginEngine.MarketParams, mm_ramp: uint256, flag: bool):
     self._check_bounds(p)
-    mm_field: uint256 = p.mmr
-    if mm_ramp != 0:
-        mm_field |= RAMP_FLAG
+    flagged: bool = flag
+    if mm_ramp != self._ramp_word(market):
+        # MM ramps live in the risk model, which the engine consults for
+        # flagged markets only.
+        flagged = True
+        extcall IRiskStore(self.risk_model).store_mm_ramp(market, mm_ramp)
+    im_field: uint256 = p.imr
+    if flagged:
+        im_field |= RISK_FLAG
     extcall IEngineStore(self.engine).store_market_params(
         market,
-        p.imr | (mm_field << 64) | (p.fee_rate << 128) | (p.liq_fee << 192),
+        im_field | (p.mmr << 64) | (p.fee_rate << 128) | (p.liq_fee << 192),
         p.max_oi | (p.min_notional << 128),
         p.funding_rate_max,
-        mm_ramp,
     )
     log IMarginEngine.MarketParamsSet(
         market=market,

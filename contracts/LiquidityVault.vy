@@ -51,8 +51,7 @@ exports: (
 
 
 interface IEngine:
-    def vault_deposit(amount: uint256) -> uint256: nonpayable
-    def vault_withdraw(receiver: address, amount: uint256): nonpayable
+    def vault_transfer(receiver: address, amount: int256) -> uint256: nonpayable
     def vault_assets() -> uint256: view
     def SETTLEMENT_ASSET() -> address: view
     def SCALE() -> uint256: view
@@ -315,7 +314,7 @@ def _deposit(assets: uint256, receiver: address, exact_shares: uint256) -> uint2
     before: uint256 = staticcall IERC20(asset).balanceOf(self)
     assert extcall IERC20(asset).transferFrom(msg.sender, self, assets, default_return_value=True), "vault: transfer failed"
     received: uint256 = staticcall IERC20(asset).balanceOf(self) - before
-    credited: uint256 = extcall IEngine(ENGINE).vault_deposit(received)
+    credited: uint256 = extcall IEngine(ENGINE).vault_transfer(self, convert(received, int256))
     # shares = credited * (supply + 10**offset) / (assets + 1), rounded down
     shares: uint256 = math._mul_div(
         credited, total_shares + 10 ** convert(DECIMALS_OFFSET, uint256), total_assets + 1, False
@@ -344,7 +343,7 @@ def _withdraw(assets: uint256, shares: uint256, receiver: address, owner: addres
     if msg.sender != owner:
         erc20._spend_allowance(owner, msg.sender, shares)
     erc20._burn(owner, shares)
-    extcall IEngine(ENGINE).vault_withdraw(receiver, assets)
+    extcall IEngine(ENGINE).vault_transfer(receiver, -convert(assets, int256))
     log IERC4626.Withdraw(sender=msg.sender, receiver=receiver, owner=owner, assets=assets, shares=shares)
 
 

@@ -34,6 +34,11 @@ from .interfaces import IMarginEngine
 implements: IMarginEngine
 
 
+interface IRiskModel:
+    def requirements(market: uint256, notional: uint256, rates: uint256) -> (uint256, uint256): view
+    def sample(market: uint256, price: uint256): nonpayable
+
+
 interface AggregatorV3:
     def decimals() -> uint8: view
     def latestRoundData() -> (uint80, int256, uint256, uint256, uint80): view
@@ -71,9 +76,10 @@ INDEX_SHIFT: constant(uint256) = 80
 MASK144: constant(uint256) = 2**144 - 1
 # Pool word: vault assets in the low 128 bits, insurance above, paused flag on top.
 PAUSED_BIT: constant(uint256) = 2**255
-RAMP_BIT: constant(uint256) = 2**127
 MASK127: constant(uint256) = 2**127 - 1
 NO_MARKET: constant(uint256) = max_value(uint256)
+# Top bit of the imr field: the market's requirements come from RISK_MODEL.
+RISK_BIT: constant(uint256) = 2**63
 
 
 # --------------------------------------------------------------------------
@@ -85,6 +91,8 @@ SETTLEMENT_ASSET: public(immutable(address))
 # @dev 10**(18 - settlement decimals): token units to WAD, exact.
 SCALE: public(immutable(uint256))
 _SCALE_I: immutable(int256)
+# @dev The `RiskModel` of the markets flagged with RISK_BIT (volatility, tiers).
+RISK_MODEL: public(immutable(address))
 
 
 # --------------------------------------------------------------------------
@@ -130,6 +138,9 @@ _liq_rewards: uint256
 #      transfer margin ratio << 128 (withdrawals and transfers out need
 #      equity_init >= max(im_required, ratio * notional)).
 _margin_params: uint256
+# @dev Margin-call band (WAD): call buffer (64 bits; 0 = off) | fee share of
+#      the market's liq_fee << 64 | largest fraction of a position per call << 128
+_call_params: uint256
 
 # Market configuration and state, packed so that a trade reads few slots.
 # @dev feed (160 bits) | heartbeat (32 bits) << 160 | 10**(18 - decimals) << 192
@@ -137,11 +148,10 @@ _oracle: HashMap[uint256, uint256]
 # @dev min_price (128 bits) | max_price << 128, both WAD
 _bounds: HashMap[uint256, uint256]
 # @dev imr | mmr << 64 | fee_rate << 128 | liq_fee << 192, each a 64-bit WAD rate;
-#      bit 127 (the top of the mmr field) set: an MM ramp is on (`_mm_ramp`)
+#      bit 63 (RISK_BIT, the top of the imr field) set: the market's
+#      requirements come from RISK_MODEL (volatility, tiers, MM ramps), with
+#      imr and mmr as floors of its base rates.
 _rates: HashMap[uint256, uint256]
-# @dev A tightening of the maintenance rate, read as a linear interpolation:
-#      old mmr | new mmr << 64 | start << 128 | end << 192
-_mm_ramp: HashMap[uint256, uint256]
 # @dev max_oi (128 bits) | min_notional << 128
 _limits: HashMap[uint256, uint256]
 # @dev long open interest (128 bits) | short open interest << 128
@@ -175,15 +185,17 @@ active_accounts: public(HashMap[uint256, uint256])
 # --------------------------------------------------------------------------
 
 @deploy
-def __init__(settlement_asset: address, configurator: address):
+def __init__(settlement_asset: address, configurator: address, risk_model: address):
     """
     @notice Deploy the engine over `settlement_asset`, governed by
             `configurator` (which must then `set_engine` to this engine).
     @param settlement_asset The USD stablecoin accounts are settled in
            (at most 18 decimals).
     @param configurator The `EngineConfigurator` that writes parameters.
+    @param risk_model The `RiskModel` of markets with volatility or tiers.
     """
-    assert configurator != empty(address), "engine: zero address"
+    assert configurator != empty(address) and risk_model != empty(address), "engine: zero address"
+    RISK_MODEL = risk_model
     self.configurator = configurator
     decimals: uint256 = convert(staticcall IERC20Detailed(settlement_asset).decimals(), uint256)
     assert decimals <= 18, "engine: decimals"
@@ -348,62 +360,27 @@ def liquidate(owner: address, sub: uint16, market: uint256, max_size: uint256) -
     @param max_size The most base units the liquidator will close.
     @return The reward credited to the liquidator (settlement-token units).
     """
-    assert max_size > 0, "engine: zero size"
-    assert self._oracle[market] != 0, "engine: unknown market"
-    size: int256 = self._pos_size[owner][sub][market]
-    assert size != 0, "engine: no position"
+    return self._reduce(owner, sub, market, max_size, False)
 
-    price: uint256 = self._price(market, True)[0]
-    oi: uint256 = self._oi[market]
-    fslot: uint256 = self._funding[market]
-    index: int256 = self._index_now(price, oi, fslot)
-    meta: uint256 = self._meta[owner][sub]
-    balance: int256 = self._meta_balance(meta)
 
-    equity: int256 = 0
-    im: uint256 = 0
-    mm: uint256 = 0
-    equity, im, mm = self._valuation(owner, sub, meta, balance, market, price, index, False)
-    assert self._status(meta, balance, equity, im, mm) >= LIQUIDATABLE, "engine: not liquidatable"
-
-    rates: uint256 = self._rates_now(market)
-    q: uint256 = self._liquidation_size(size, price, equity, mm, rates, self._limits[market] >> 128, max_size)
-
-    # Settle funding, realise the closed part, take the penalty.
-    delta: int256 = convert(q, int256)
-    if size > 0:
-        delta = -delta
-    fill: Fill = self._fill(owner, sub, market, meta, size, delta, price, index, oi, fslot, self._pos_data[owner][sub][market])
-    # The penalty is paid out of the remaining equity only (less the < 2 units
-    # the funding and PnL conversions may round away): a bankrupt account pays
-    # none, so no reward is ever funded by bad debt (self-liquidation of a
-    # bankrupt sub-account earns nothing).
-    penalty: uint256 = min(
-        self._to_tokens_up(self._mul_div_up(self._mul_div_up(q, price, WAD), rates >> 192, WAD)),
-        convert(max(equity - convert(2 * SCALE + 2, int256), 0), uint256) // SCALE,
-    )
-    reward: uint256 = self._reward(penalty)
-    pool: uint256 = 0
-    shortfall: uint256 = 0
-    pool, shortfall = self._book_vault(owner, sub, market, self._pool, fill.funding - fill.realized)
-    balance = balance - fill.funding + fill.realized - convert(penalty + shortfall, int256)
-    pool = self._pack_pool(pool, self._pool_vault(pool), self._pool_insurance(pool) + penalty - reward)
-    self._pool = self._store_account(owner, sub, fill.meta, balance, pool)
-    # Credit after the owner's word is written: correct for self-liquidation too.
-    self._credit(msg.sender, 0, reward)
-
-    log IMarginEngine.Liquidation(
-        owner=owner,
-        sub=sub,
-        market=market,
-        liquidator=msg.sender,
-        size_closed=q,
-        price=price,
-        penalty=penalty,
-        reward=reward,
-        insurance_share=convert(penalty, int256) - convert(reward, int256),
-    )
-    return reward
+@external
+def margin_call(owner: address, sub: uint16, market: uint256, max_size: uint256) -> uint256:
+    """
+    @notice Reduce the position in `market` of an account in the margin-call
+            band (below `mm_required * (1 + call_buffer)` but not
+            liquidatable), for a small fee, before it becomes liquidatable.
+    @dev Closes min(`max_size`, |size| * call_fraction) at the oracle price
+         (the whole position when the rest would be dust). The fee,
+         `liq_fee * fee_share` of the closed notional (below every MM rate,
+         so a call never makes the account liquidatable), is credited in
+         full to the caller's sub-account 0. Works while paused.
+    @param owner The account owner.
+    @param sub The owner's sub-account.
+    @param market The market whose position is reduced.
+    @param max_size The most base units the caller will close.
+    @return The fee credited to the caller (settlement-token units).
+    """
+    return self._reduce(owner, sub, market, max_size, True)
 
 
 # --------------------------------------------------------------------------
@@ -411,40 +388,32 @@ def liquidate(owner: address, sub: uint16, market: uint256, max_size: uint256) -
 # --------------------------------------------------------------------------
 
 @external
-def vault_deposit(amount: uint256) -> uint256:
+def vault_transfer(receiver: address, amount: int256) -> uint256:
     """
-    @notice Pull `amount` settlement tokens from the vault into custody and
-            credit them to the vault's assets.
-    @dev Only the vault; it approves the engine once at construction.
-    @param amount Token units.
-    @return The amount received.
-    """
-    assert msg.sender == self.vault, "engine: not vault"
-    assert amount > 0, "engine: zero amount"
-    received: uint256 = self._pull(msg.sender, amount)
-    pool: uint256 = self._pool
-    self._pool = self._pack_pool(pool, self._pool_vault(pool) + convert(received, int256), self._pool_insurance(pool))
-    log IMarginEngine.VaultFunded(amount=received)
-    return received
-
-
-@external
-def vault_withdraw(receiver: address, amount: uint256):
-    """
-    @notice Pay `amount` of the vault's assets to `receiver`.
-    @dev Only the vault, which enforces the open-interest reserve first
-         (`LiquidityVault.free_assets`); here the amount must not exceed the
+    @notice Move settlement tokens between the vault and the vault's assets
+            held here: a positive `amount` is pulled from the vault (LP
+            deposits), a negative one paid to `receiver` (LP withdrawals).
+    @dev Only the vault. It approves the engine once at construction, and
+         enforces the open-interest reserve before a withdrawal
+         (`LiquidityVault.free_assets`); here a payment must not exceed the
          vault's assets.
-    @param receiver The LP receiving the tokens.
-    @param amount Token units.
+    @param receiver The LP paid on a withdrawal (ignored on a deposit).
+    @param amount Token units: > 0 deposit, < 0 withdrawal.
+    @return The amount received on a deposit (0 on a withdrawal).
     """
     assert msg.sender == self.vault, "engine: not vault"
-    assert amount > 0, "engine: zero amount"
-    assert convert(amount, int256) <= self._pool_vault(self._pool), "engine: vault assets"
+    assert amount != 0, "engine: zero amount"
     pool: uint256 = self._pool
-    self._pool = self._pack_pool(pool, self._pool_vault(pool) - convert(amount, int256), self._pool_insurance(pool))
-    self._push(receiver, amount)
-    log IMarginEngine.VaultDefunded(receiver=receiver, amount=amount)
+    if amount > 0:
+        received: uint256 = self._pull(msg.sender, convert(amount, uint256))
+        self._pool = self._pack_pool(pool, self._pool_vault(pool) + convert(received, int256), self._pool_insurance(pool))
+        log IMarginEngine.VaultFunded(amount=received)
+        return received
+    assert -amount <= self._pool_vault(pool), "engine: vault assets"
+    self._pool = self._pack_pool(pool, self._pool_vault(pool) + amount, self._pool_insurance(pool))
+    self._push(receiver, convert(-amount, uint256))
+    log IMarginEngine.VaultDefunded(receiver=receiver, amount=convert(-amount, uint256))
+    return 0
 
 
 # --------------------------------------------------------------------------
@@ -492,28 +461,28 @@ def store_oracle(market: uint256, oracle: uint256, bounds: uint256):
 
 @external
 def store_market_params(
-    market: uint256, rates: uint256, limits: uint256, funding_rate_max: uint256, mm_ramp: uint256
+    market: uint256, rates: uint256, limits: uint256, funding_rate_max: uint256
 ):
     """
     @notice Store a market's packed risk words after accruing funding at the
             old rate (which needs a valid price when the market has open interest).
     @dev Configurator only (it validates and logs). Layouts: see `_rates`,
-         `_limits`, `_funding`, `_mm_ramp`.
+         `_limits`, `_funding`.
     @param market The market id.
     @param rates imr | mmr << 64 | fee_rate << 128 | liq_fee << 192, bit 127 set with a ramp.
     @param limits max_oi | min_notional << 128.
     @param funding_rate_max Funding rate per second at full skew (WAD).
-    @param mm_ramp old mmr | new mmr << 64 | start << 128 | end << 192, or 0.
     """
     self._only_configurator()
     self._accrue(market, funding_rate_max)
     self._rates[market] = rates
     self._limits[market] = limits
-    self._mm_ramp[market] = mm_ramp
 
 
 @external
-def store_globals(liq_rates: uint256, liq_rewards: uint256, reserve_factor: uint256, margin_params: uint256):
+def store_globals(
+    liq_rates: uint256, liq_rewards: uint256, reserve_factor: uint256, margin_params: uint256, call_params: uint256
+):
     """
     @notice Store the liquidation words, the vault reserve factor and the
             initial-margin terms.
@@ -522,12 +491,14 @@ def store_globals(liq_rates: uint256, liq_rewards: uint256, reserve_factor: uint
     @param liq_rewards reward floor | cap << 128 (settlement-token units).
     @param reserve_factor WAD fraction.
     @param margin_params upnl haircut | transfer margin ratio << 128 (WAD).
+    @param call_params call buffer | fee share << 64 | fraction << 128 (WAD).
     """
     self._only_configurator()
     self._liq_rates = liq_rates
     self._liq_rewards = liq_rewards
     self.reserve_factor = reserve_factor
     self._margin_params = margin_params
+    self._call_params = call_params
 
 
 @external
@@ -680,34 +651,19 @@ def market_words(market: uint256) -> (uint256, uint256, uint256, uint256, uint25
     """
     @notice A market's packed configuration and state, decoded by `MarginLens`.
     @dev Layouts are documented at the storage declarations: oracle, bounds,
-         rates (with the maintenance rate in force now), limits, open
-         interest, funding.
+         rates (as stored: for a market with RISK_BIT, `RiskModel.base_rates`
+         gives the rates in force), limits, open interest, funding.
     @param market The market id.
     @return The six packed words.
     """
     return (
         self._oracle[market],
         self._bounds[market],
-        self._rates_now(market),
+        self._rates[market],
         self._limits[market],
         self._oi[market],
         self._funding[market],
     )
-
-
-@view
-@external
-def mm_ramp(market: uint256) -> (uint256, uint256, uint256, uint256):
-    """
-    @notice A market's maintenance-rate ramp: the rate rises linearly from
-            `old` at `start` to `new` at `end` (all zero when none is on).
-    @param market The market id.
-    @return old, new (WAD rates), start, end (timestamps).
-    """
-    if self._rates[market] & RAMP_BIT == 0:
-        return 0, 0, 0, 0
-    ramp: uint256 = self._mm_ramp[market]
-    return ramp & MASK64, (ramp >> 64) & MASK64, (ramp >> 128) & MASK64, ramp >> 192
 
 
 @view
@@ -726,16 +682,14 @@ def liquidation_params() -> IMarginEngine.LiquidationParams:
 
 @view
 @external
-def margin_params() -> (uint256, uint256):
+def margin_words() -> (uint256, uint256):
     """
-    @notice The initial-margin terms: the haircut on positive unrealised PnL
-            (equity_init = equity - upnl * haircut when upnl > 0) and the
-            transfer margin ratio (withdrawals and transfers out need
-            equity_init >= max(im_required, ratio * notional)).
-    @return haircut, ratio (WAD).
+    @notice The initial-margin terms and the margin-call band as stored
+            (decoded by `EngineConfigurator.margin_params` and `call_params`).
+    @return haircut | transfer margin ratio << 128; call buffer | fee share
+            << 64 | fraction << 128 (WAD fields).
     """
-    word: uint256 = self._margin_params
-    return word & MASK128, word >> 128
+    return self._margin_params, self._call_params
 
 
 @view
@@ -796,10 +750,11 @@ def _trade(owner: address, sub: uint16, market: uint256, delta: int256, limit_pr
     pool: uint256 = self._pool
     assert not risk_up or pool & PAUSED_BIT == 0, "engine: paused"
 
+    rates: uint256 = self._rates[market]
+    self._sample(market, price, rates)
     oi: uint256 = self._oi[market]
     fslot: uint256 = self._funding[market]
     index: int256 = self._index_now(price, oi, fslot)
-    rates: uint256 = self._rates_now(market)
     data: uint256 = self._pos_data[owner][sub][market]
     meta_before: uint256 = self._meta[owner][sub]
     balance_before: int256 = self._meta_balance(meta_before)
@@ -820,6 +775,7 @@ def _trade(owner: address, sub: uint16, market: uint256, delta: int256, limit_pr
     # No position may be left below the minimum notional (dust nobody liquidates).
     assert new_size == 0 or self._mul_div_up(self._abs(new_size), price, WAD) >= limits >> 128, "engine: dust"
 
+    band: bool = False
     if risk_up:
         # Risk increases: within the OI cap and HEALTHY afterwards.
         side_oi: uint256 = fill.new_oi & MASK128
@@ -833,16 +789,20 @@ def _trade(owner: address, sub: uint16, market: uint256, delta: int256, limit_pr
         im: uint256 = 0
         mm: uint256 = 0
         equity, im, mm = self._valuation(owner, sub, meta, balance, market, price, index, False)
-        if self._status(meta, balance, equity, im, mm) != HEALTHY:
+        status: uint8 = self._status(meta, balance, equity, im, mm)
+        if status != HEALTHY:
             upnl_old: int256 = 0
             mm_old: uint256 = 0
             upnl_new: int256 = 0
             mm_new: uint256 = 0
-            upnl_old, mm_old = self._position_risk(size, data, price, index, rates)
-            upnl_new, mm_new = self._position_risk(new_size, fill.entry | (self._pack_i128(index) << 128), price, index, rates)
+            upnl_old, mm_old = self._position_risk(market, size, data, price, index, rates)
+            upnl_new, mm_new = self._position_risk(
+                market, new_size, fill.entry | (self._pack_i128(index) << 128), price, index, rates
+            )
             equity_before: int256 = equity - (balance - balance_before) * _SCALE_I - upnl_new + upnl_old
             mm_before: uint256 = mm - mm_new + mm_old
             assert equity * convert(mm_before, int256) >= equity_before * convert(mm, int256), "engine: unhealthy"
+            band = self._in_band(status, equity, mm)
 
     log IMarginEngine.PositionModified(
         owner=owner,
@@ -856,6 +816,11 @@ def _trade(owner: address, sub: uint16, market: uint256, delta: int256, limit_pr
         realized_pnl=fill.realized,
         funding_paid=fill.funding,
     )
+    if band:
+        # The reduction left the account in the margin-call band.
+        log IMarginEngine.MarginCall(
+            owner=owner, sub=sub, market=market, caller=msg.sender, size_closed=0, price=price, fee=0
+        )
     return price
 
 
@@ -1044,6 +1009,97 @@ def _store_account(owner: address, sub: uint16, meta: uint256, balance: int256, 
     )
 
 
+@internal
+def _reduce(owner: address, sub: uint16, market: uint256, max_size: uint256, call: bool) -> uint256:
+    """
+    @dev A liquidation (`call` False) or a margin call: close part of a
+         position at the oracle price and charge a fee out of the remaining
+         equity (docs/engine-spec.md "Liquidation", docs/risk-model.md 11).
+    """
+    assert max_size > 0, "engine: zero size"
+    assert self._oracle[market] != 0, "engine: unknown market"
+    size: int256 = self._pos_size[owner][sub][market]
+    assert size != 0, "engine: no position"
+
+    price: uint256 = self._price(market, True)[0]
+    rates: uint256 = self._rates[market]
+    self._sample(market, price, rates)
+    oi: uint256 = self._oi[market]
+    fslot: uint256 = self._funding[market]
+    index: int256 = self._index_now(price, oi, fslot)
+    meta: uint256 = self._meta[owner][sub]
+    balance: int256 = self._meta_balance(meta)
+
+    equity: int256 = 0
+    im: uint256 = 0
+    mm: uint256 = 0
+    equity, im, mm = self._valuation(owner, sub, meta, balance, market, price, index, False)
+    status: uint8 = self._status(meta, balance, equity, im, mm)
+    abs_size: uint256 = self._abs(size)
+    min_notional: uint256 = self._limits[market] >> 128
+    fee_rate: uint256 = rates >> 192
+    q: uint256 = 0
+    if call:
+        words: uint256 = self._call_params
+        assert self._in_band(status, equity, mm), "engine: not in band"
+        q = min(max_size, abs_size * ((words >> 128) & MASK64) // WAD)
+        if q < abs_size and self._mul_div_up(abs_size - q, price, WAD) < min_notional:
+            q = abs_size
+        assert q > 0 and (q == abs_size or q * price // WAD >= min_notional), "engine: dust"
+        fee_rate = fee_rate * ((words >> 64) & MASK64) // WAD
+    else:
+        assert status >= LIQUIDATABLE, "engine: not liquidatable"
+        # Tiered markets: the position's average MM rate (docs/risk-model.md 10.3).
+        mmr: uint256 = (rates >> 64) & MASK64
+        if rates & RISK_BIT != 0:
+            notional: uint256 = self._mul_div_up(abs_size, price, WAD)
+            mmr = self._requirement(market, notional, rates)[1] * WAD // notional
+        q = self._liquidation_size(abs_size, price, equity, mm, mmr, fee_rate, min_notional, max_size)
+
+    # Settle funding, realise the closed part, take the penalty.
+    delta: int256 = convert(q, int256)
+    if size > 0:
+        delta = -delta
+    fill: Fill = self._fill(owner, sub, market, meta, size, delta, price, index, oi, fslot, self._pos_data[owner][sub][market])
+    # The penalty is paid out of the remaining equity only (less the < 2 units
+    # the funding and PnL conversions may round away): a bankrupt account pays
+    # none, so no reward is ever funded by bad debt (self-liquidation of a
+    # bankrupt sub-account earns nothing).
+    penalty: uint256 = min(
+        self._to_tokens_up(self._mul_div_up(self._mul_div_up(q, price, WAD), fee_rate, WAD)),
+        convert(max(equity - convert(2 * SCALE + 2, int256), 0), uint256) // SCALE,
+    )
+    reward: uint256 = penalty
+    if not call:
+        reward = self._reward(penalty)
+    pool: uint256 = 0
+    shortfall: uint256 = 0
+    pool, shortfall = self._book_vault(owner, sub, market, self._pool, fill.funding - fill.realized)
+    balance = balance - fill.funding + fill.realized - convert(penalty + shortfall, int256)
+    pool = self._pack_pool(pool, self._pool_vault(pool), self._pool_insurance(pool) + penalty - reward)
+    self._pool = self._store_account(owner, sub, fill.meta, balance, pool)
+    # Credit after the owner's word is written: correct for self-liquidation too.
+    self._credit(msg.sender, 0, reward)
+
+    if call:
+        log IMarginEngine.MarginCall(
+            owner=owner, sub=sub, market=market, caller=msg.sender, size_closed=q, price=price, fee=reward
+        )
+    else:
+        log IMarginEngine.Liquidation(
+            owner=owner,
+            sub=sub,
+            market=market,
+            liquidator=msg.sender,
+            size_closed=q,
+            price=price,
+            penalty=penalty,
+            reward=reward,
+            insurance_share=convert(penalty, int256) - convert(reward, int256),
+        )
+    return reward
+
+
 @view
 @internal
 def _reward(penalty: uint256) -> uint256:
@@ -1064,7 +1120,14 @@ def _reward(penalty: uint256) -> uint256:
 @view
 @internal
 def _liquidation_size(
-    size: int256, price: uint256, equity: int256, mm: uint256, rates: uint256, min_notional: uint256, max_size: uint256
+    abs_size: uint256,
+    price: uint256,
+    equity: int256,
+    mm: uint256,
+    mmr: uint256,
+    liq_fee: uint256,
+    min_notional: uint256,
+    max_size: uint256,
 ) -> uint256:
     """
     @dev Smallest size q whose closing restores equity >= mm * (1 + buffer):
@@ -1079,8 +1142,7 @@ def _liquidation_size(
     # requirement of the remainder rounds up by a few wei.
     deficit: uint256 = convert(convert(target, int256) - equity, uint256) + 3 * SCALE + 8
     # Safe: liq_fee < mmr is a hard bound, so denom > 0.
-    denom: uint256 = ((rates >> 64) & MASK64) * (WAD + buffer) // WAD - (rates >> 192)
-    abs_size: uint256 = self._abs(size)
+    denom: uint256 = mmr * (WAD + buffer) // WAD - liq_fee
     q: uint256 = min(self._mul_div_up(self._mul_div_up(deficit, WAD, denom), WAD, price), abs_size)
     if q < abs_size and self._mul_div_up(abs_size - q, price, WAD) < min_notional:
         q = abs_size
@@ -1205,7 +1267,6 @@ def _value_positions(
                 all_ok = False
                 continue
             index = self._index_now(price, self._oi[market], self._funding[market])
-        rates: uint256 = self._rates_now(market)
         notional: uint256 = 0
         pnl: int256 = 0
         funding: int256 = 0
@@ -1214,30 +1275,12 @@ def _value_positions(
         )
         upnl += pnl - funding
         total += notional
-        im += self._mul_div_up(notional, rates & MASK64, WAD)
-        mm += self._mul_div_up(notional, (rates >> 64) & MASK64, WAD)
+        im_m: uint256 = 0
+        mm_m: uint256 = 0
+        im_m, mm_m = self._requirement(market, notional, self._rates[market])
+        im += im_m
+        mm += mm_m
     return balance * _SCALE_I + upnl, upnl, total, im, mm, all_ok
-
-
-@view
-@internal
-def _rates_now(market: uint256) -> uint256:
-    """
-    @dev The market's rates word with the maintenance rate in force now:
-         during a ramp, old + (new - old) * (now - start) / (end - start),
-         rounded down (in the accounts' favour).
-    """
-    rates: uint256 = self._rates[market]
-    if rates & RAMP_BIT == 0:
-        return rates
-    ramp: uint256 = self._mm_ramp[market]
-    mmr: uint256 = (ramp >> 64) & MASK64
-    end: uint256 = ramp >> 192
-    if block.timestamp < end:
-        old: uint256 = ramp & MASK64
-        start: uint256 = (ramp >> 128) & MASK64
-        mmr = old + (mmr - old) * (block.timestamp - start) // (end - start)
-    return rates & ~(MASK64 << 64) | (mmr << 64)
 
 
 @pure
@@ -1255,9 +1298,11 @@ def _position_value(size: int256, data: uint256, price: uint256, index: int256) 
     )
 
 
-@pure
+@view
 @internal
-def _position_risk(size: int256, data: uint256, price: uint256, index: int256, rates: uint256) -> (int256, uint256):
+def _position_risk(
+    market: uint256, size: int256, data: uint256, price: uint256, index: int256, rates: uint256
+) -> (int256, uint256):
     """
     @dev One position's upnl and maintenance requirement (as in `_value_positions`).
     """
@@ -1265,7 +1310,36 @@ def _position_risk(size: int256, data: uint256, price: uint256, index: int256, r
     pnl: int256 = 0
     funding: int256 = 0
     notional, pnl, funding = self._position_value(size, data, price, index)
-    return pnl - funding, self._mul_div_up(notional, (rates >> 64) & MASK64, WAD)
+    return pnl - funding, self._requirement(market, notional, rates)[1]
+
+
+@view
+@internal
+def _requirement(market: uint256, notional: uint256, rates: uint256) -> (uint256, uint256):
+    """
+    @dev A position's IM and MM: `notional * rate` (up), or the risk model's
+         volatility and tiers for a market flagged with RISK_BIT.
+    """
+    if rates & RISK_BIT != 0:
+        return staticcall IRiskModel(RISK_MODEL).requirements(market, notional, rates)
+    return self._mul_div_up(notional, rates & MASK64, WAD), self._mul_div_up(notional, (rates >> 64) & MASK64, WAD)
+
+
+@internal
+def _sample(market: uint256, price: uint256, rates: uint256):
+    if rates & RISK_BIT != 0:
+        extcall IRiskModel(RISK_MODEL).sample(market, price)
+
+
+@view
+@internal
+def _in_band(status: uint8, equity: int256, mm: uint256) -> bool:
+    """
+    @dev Margin-call band: not liquidatable, but below mm * (1 + call_buffer) (up).
+    """
+    return status == MARGIN_CALL and equity < convert(
+        self._mul_div_up(mm, WAD + (self._call_params & MASK64), WAD), int256
+    )
 
 
 @view

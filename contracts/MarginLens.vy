@@ -21,6 +21,8 @@ WAD: constant(uint256) = 10**18
 MASK8: constant(uint256) = 2**8 - 1
 MASK32: constant(uint256) = 2**32 - 1
 MASK64: constant(uint256) = 2**64 - 1
+MASK63: constant(uint256) = 2**63 - 1
+RISK_BIT: constant(uint256) = 2**63
 MASK128: constant(uint256) = 2**128 - 1
 MASK160: constant(uint256) = 2**160 - 1
 MAX_POSITIONS: constant(uint256) = 8
@@ -87,8 +89,49 @@ interface IEngineWords:
     def liquidation_params() -> IMarginEngine.LiquidationParams: view
     def SCALE() -> uint256: view
     def SETTLEMENT_ASSET() -> address: view
-    def margin_params() -> (uint256, uint256): view
     def paused() -> bool: view
+    def configurator() -> address: view
+    def RISK_MODEL() -> address: view
+
+
+interface IConfiguratorView:
+    def margin_params() -> (uint256, uint256): view
+
+
+interface IRiskView:
+    def requirements(market: uint256, notional: uint256, rates: uint256) -> (uint256, uint256): view
+    def base_rates(market: uint256, rates: uint256) -> (uint256, uint256): view
+    def volatility(market: uint256) -> (uint256, uint256, uint256, uint256, uint256, uint256, uint256, uint256): view
+    def mm_ramp(market: uint256) -> (uint256, uint256, uint256, uint256): view
+    def tiers(market: uint256) -> (uint256, uint256, uint256, uint256): view
+
+
+# @dev A market's margin rates now and what drives them (`market_risk`).
+struct MarketRisk:
+    im_rate: uint256            # base (first-bracket) IM rate in force, WAD
+    mm_rate: uint256            # base MM rate in force, WAD
+    uses_risk_model: bool       # requirements come from the RiskModel
+    var: uint256                # volatility: variance per second (WAD), 0 without
+    sigma_daily: uint256        # volatility: daily standard deviation (WAD, up)
+    vol_im_rate: uint256        # volatility IM rate (before the static floor)
+    vol_mm_rate: uint256        # volatility MM rate in force
+    vol_mm_target: uint256      # where a volatility MM ramp is heading
+    vol_ramp_end: uint256       # end of that ramp (timestamp; past or 0 when none)
+    mm_ramp: uint256[4]         # static mmr ramp: old, new, start, end (zeros when none)
+    tiers: uint256              # tier schedule word (docs/risk-model.md 10.2)
+    old_tiers: uint256          # the schedule MM ramps away from
+    tiers_ramp_start: uint256
+    tiers_ramp_end: uint256
+
+
+# @dev An account's requirements relative to its notional (`account_rates`).
+struct AccountRates:
+    notional: uint256           # total notional, WAD USD
+    im_required: uint256
+    mm_required: uint256
+    im_rate: uint256            # im_required / notional (WAD, down), 0 when flat
+    mm_rate: uint256            # mm_required / notional (WAD, down)
+    prices_ok: bool
 
 
 # @dev The engine read by every view.
@@ -112,7 +155,7 @@ def market_params(market: uint256) -> IMarginEngine.MarketParams:
     @param market The market id.
     @return The parameters.
     """
-    return self._params(self._words(market))
+    return self._params(market, self._words(market))
 
 
 @view
@@ -213,7 +256,7 @@ def max_withdraw(owner: address, sub: uint16, asset: address) -> uint256:
         notional += (staticcall IMarginEngine(ENGINE).position(owner, sub, market)).notional
     haircut: uint256 = 0
     ratio: uint256 = 0
-    haircut, ratio = staticcall IEngineWords(ENGINE).margin_params()
+    haircut, ratio = self._margin_params()
     required: int256 = convert(max(state.im_required, self._mul_div_up(notional, ratio, WAD)), int256)
     if state.equity_init <= required:
         return 0
@@ -256,7 +299,7 @@ def max_position_size(owner: address, sub: uint16, market: uint256, is_long: boo
     scale: uint256 = staticcall IEngineWords(ENGINE).SCALE()
     haircut: uint256 = 0
     ratio: uint256 = 0
-    haircut, ratio = staticcall IEngineWords(ENGINE).margin_params()
+    haircut, ratio = self._margin_params()
 
     size: uint256 = convert(abs(pos.size), uint256)
     flip: bool = pos.size != 0 and (pos.size > 0) != is_long
@@ -266,7 +309,7 @@ def max_position_size(owner: address, sub: uint16, market: uint256, is_long: boo
         upnl -= pos.unrealized_pnl
     budget: int256 = state.equity_maint - convert(3 * scale + 8 + self._mul_div_up(convert(max(upnl, 0), uint256), haircut, WAD), int256)
     # IM of the other markets; room on the side the trade adds to.
-    base_im: uint256 = state.im_required - self._mul_div_up(pos.notional, words[2] & MASK64, WAD)
+    base_im: uint256 = state.im_required - self._requirement(market, pos.notional, words[2])[0]
     side_oi: uint256 = words[4] & MASK128
     if not is_long:
         side_oi = words[4] >> 128
@@ -284,7 +327,7 @@ def max_position_size(owner: address, sub: uint16, market: uint256, is_long: boo
         if lo >= hi:
             break
         mid: uint256 = hi - (hi - lo) // 2
-        if self._fits(mid, size, flip, price, words, scale, base_im, budget):
+        if self._fits(market, mid, size, flip, price, words, scale, base_im, budget):
             lo = mid
         else:
             hi = mid - 1
@@ -326,7 +369,7 @@ def liquidation_price(owner: address, sub: uint16, market: uint256) -> uint256:
     price: uint256 = 0
     ok: bool = False
     price, ok = staticcall IEngineWords(ENGINE).oracle_price(market)
-    mmr: uint256 = (self._words(market)[2] >> 64) & MASK64
+    mmr: uint256 = self._liquidation_mmr(market, pos.notional, self._words(market)[2])
     slack: int256 = state.equity_maint - convert(state.mm_required, int256)
     result: int256 = 0
     if pos.size > 0:
@@ -342,6 +385,68 @@ def liquidation_price(owner: address, sub: uint16, market: uint256) -> uint256:
     if result <= 0:
         return 0
     return convert(result, uint256)
+
+
+@view
+@external
+def market_risk(market: uint256) -> MarketRisk:
+    """
+    @notice A market's base IM and MM rates now, its volatility estimate,
+            its tier schedule, and any ramp in progress.
+    @param market The market id.
+    @return The snapshot (volatility and tier fields zero when unused).
+    """
+    words: uint256[6] = self._words(market)
+    params: IMarginEngine.MarketParams = self._params(market, words)
+    result: MarketRisk = empty(MarketRisk)
+    result.im_rate = params.imr
+    result.mm_rate = params.mmr
+    result.uses_risk_model = words[2] & RISK_BIT != 0
+    risk: address = self._risk()
+    a: uint256 = 0
+    b: uint256 = 0
+    c: uint256 = 0
+    d: uint256 = 0
+    result.var, result.sigma_daily, a, b, result.vol_im_rate, result.vol_mm_rate, result.vol_mm_target, result.vol_ramp_end = staticcall IRiskView(risk).volatility(market)
+    a, b, c, d = staticcall IRiskView(risk).mm_ramp(market)
+    result.mm_ramp = [a, b, c, d]
+    result.tiers, result.old_tiers, result.tiers_ramp_start, result.tiers_ramp_end = staticcall IRiskView(risk).tiers(market)
+    return result
+
+
+@view
+@external
+def margin_params() -> (uint256, uint256):
+    """
+    @notice The engine's initial-margin terms (kept by its configurator):
+            upnl haircut and transfer margin ratio (WAD).
+    """
+    return self._margin_params()
+
+
+@view
+@external
+def account_rates(owner: address, sub: uint16) -> AccountRates:
+    """
+    @notice An account's effective margin rates: its requirements (the
+            engine's `account()`) over its total notional, tiers and
+            volatility included.
+    @param owner The account owner.
+    @param sub The sub-account.
+    @return Notional, requirements and rates (0 when flat).
+    """
+    state: IMarginEngine.AccountState = staticcall IMarginEngine(ENGINE).account(owner, sub)
+    result: AccountRates = empty(AccountRates)
+    result.im_required = state.im_required
+    result.mm_required = state.mm_required
+    result.prices_ok = state.prices_ok
+    markets: DynArray[uint256, MAX_POSITIONS] = self._markets_of(staticcall IEngineWords(ENGINE).account_meta(owner, sub))
+    for market: uint256 in markets:
+        result.notional += (staticcall IMarginEngine(ENGINE).position(owner, sub, market)).notional
+    if result.notional != 0:
+        result.im_rate = state.im_required * WAD // result.notional
+        result.mm_rate = state.mm_required * WAD // result.notional
+    return result
 
 
 # --------------------------------------------------------------------------
@@ -408,7 +513,7 @@ def markets() -> DynArray[MarketSnapshot, MAX_MARKETS]:
                 market=market,
                 price=price,
                 price_ok=ok,
-                params=self._params(words),
+                params=self._params(market, words),
                 long_oi=words[4] & MASK128,
                 short_oi=words[4] >> 128,
                 funding_index=self._index(words[5]),
@@ -429,7 +534,10 @@ def quote_liquidation(owner: address, sub: uint16, market: uint256) -> Liquidati
          q from the deficit to `mm_required * (1 + buffer)` plus 3 token
          units and 8 wei, a dust remainder closed too; the penalty capped at
          the equity less 2 units; the reward clamped to [floor, cap] and to
-         the penalty. Exact in the block it is read; funding moves it later.
+         the penalty. Exact in the block it is read, except that a
+         liquidation first samples a volatility market whose epoch has
+         turned (`RiskModel.volatility` next sample time), which may move its
+         MM rate; funding moves it later.
          A zero quote with `liquidatable` False when prices are invalid or the
          status is HEALTHY or MARGIN_CALL.
     @param owner The account owner.
@@ -455,8 +563,10 @@ def quote_liquidation(owner: address, sub: uint16, market: uint256) -> Liquidati
     # q = N / P with N = (mm (1 + b) - E + 3 units + 8) / (mmr (1 + b) - liq_fee), both up.
     target: uint256 = self._mul_div_up(state.mm_required, WAD + liq.buffer, WAD)
     deficit: uint256 = convert(convert(target, int256) - state.equity_maint, uint256) + 3 * scale + 8
-    denom: uint256 = ((rates >> 64) & MASK64) * (WAD + liq.buffer) // WAD - (rates >> 192)
     abs_size: uint256 = convert(abs(pos.size), uint256)
+    denom: uint256 = self._liquidation_mmr(
+        market, self._mul_div_up(abs_size, quote.price, WAD), rates
+    ) * (WAD + liq.buffer) // WAD - (rates >> 192)
     q: uint256 = min(self._mul_div_up(self._mul_div_up(deficit, WAD, denom), WAD, quote.price), abs_size)
     if q < abs_size and self._mul_div_up(abs_size - q, quote.price, WAD) < words[3] >> 128:
         q = abs_size
@@ -542,10 +652,18 @@ def _oracle_price(market: uint256) -> (uint256, bool):
     return abi_decode(response, (uint256, bool))
 
 
-@pure
+@view
 @internal
 def _fits(
-    q: uint256, size: uint256, flip: bool, price: uint256, words: uint256[6], scale: uint256, base_im: uint256, budget: int256
+    market: uint256,
+    q: uint256,
+    size: uint256,
+    flip: bool,
+    price: uint256,
+    words: uint256[6],
+    scale: uint256,
+    base_im: uint256,
+    budget: int256,
 ) -> bool:
     # The position after a trade of q: |s| + q, or q - |s| for a flip.
     new_size: uint256 = size + q
@@ -553,7 +671,7 @@ def _fits(
         new_size = q - size
     notional: uint256 = self._mul_div_up(new_size, price, WAD)
     fee: uint256 = (self._mul_div_up(self._mul_div_up(q, price, WAD), (words[2] >> 128) & MASK64, WAD) + scale - 1) // scale
-    need: uint256 = base_im + self._mul_div_up(notional, words[2] & MASK64, WAD)
+    need: uint256 = base_im + self._requirement(market, notional, words[2])[0]
     return budget - convert(fee * scale, int256) >= convert(need, int256)
 
 
@@ -576,18 +694,54 @@ def _balance_of(meta: uint256) -> int256:
     return convert(convert(meta, bytes32), int256) >> 144
 
 
-@pure
+@view
 @internal
-def _params(words: uint256[6]) -> IMarginEngine.MarketParams:
+def _params(market: uint256, words: uint256[6]) -> IMarginEngine.MarketParams:
+    # imr, mmr: the base rates in force (the risk model's for a flagged market).
+    imr: uint256 = words[2] & MASK63
+    mmr: uint256 = (words[2] >> 64) & MASK64
+    if words[2] & RISK_BIT != 0:
+        imr, mmr = staticcall IRiskView(self._risk()).base_rates(market, words[2])
     return IMarginEngine.MarketParams(
-        imr=words[2] & MASK64,
-        mmr=(words[2] >> 64) & MASK64,
+        imr=imr,
+        mmr=mmr,
         fee_rate=(words[2] >> 128) & MASK64,
         liq_fee=words[2] >> 192,
         max_oi=words[3] & MASK128,
         min_notional=words[3] >> 128,
         funding_rate_max=words[5] >> 192,
     )
+
+
+@view
+@internal
+def _requirement(market: uint256, notional: uint256, rates: uint256) -> (uint256, uint256):
+    # The engine's `_requirement`: static rates, or the risk model's.
+    if rates & RISK_BIT != 0:
+        return staticcall IRiskView(self._risk()).requirements(market, notional, rates)
+    return self._mul_div_up(notional, rates & MASK64, WAD), self._mul_div_up(notional, (rates >> 64) & MASK64, WAD)
+
+
+@view
+@internal
+def _liquidation_mmr(market: uint256, notional: uint256, rates: uint256) -> uint256:
+    # The MM rate liquidation sizing uses: mmr, or the position's average
+    # MM rate in a flagged market (docs/risk-model.md 10.3).
+    if rates & RISK_BIT == 0 or notional == 0:
+        return (rates >> 64) & MASK64
+    return self._requirement(market, notional, rates)[1] * WAD // notional
+
+
+@view
+@internal
+def _risk() -> address:
+    return staticcall IEngineWords(ENGINE).RISK_MODEL()
+
+
+@view
+@internal
+def _margin_params() -> (uint256, uint256):
+    return staticcall IConfiguratorView(staticcall IEngineWords(ENGINE).configurator()).margin_params()
 
 
 @pure

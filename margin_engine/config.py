@@ -112,6 +112,49 @@ class _Model(BaseModel):
 # --------------------------------------------------------------------------
 
 
+class VolatilityConfig(_Model):
+    """A market's volatility margin (``EngineConfigurator.set_volatility``; docs/risk-model.md)."""
+
+    epoch: Int = Field(ge=300, le=86_400, description="Sampling period (s).")
+    decay: Int = Field(description="Per-epoch retention of the old estimate (WAD, 0.5 .. 1 - 1e-5).")
+    z: Int = Field(ge=WAD, le=10 * WAD, description="Multiplier of the horizon's standard deviation (WAD).")
+    horizon: Int = Field(ge=3_600, le=30 * 86_400, description="Liquidation horizon (s).")
+    floor: Int = Field(ge=WAD // 200, description="Lowest base IM rate (WAD).")
+    cap: Int = Field(le=WAD, description="Highest base IM rate (WAD).")
+    mm_fraction: Int = Field(ge=WAD // 10, le=9 * WAD // 10, description="MM rate / IM rate (WAD).")
+    seed_var: Int = Field(gt=0, description="Starting variance per second (WAD), e.g. volatility.seed_var(params, cap).")
+
+    @model_validator(mode="after")
+    def _check(self) -> VolatilityConfig:
+        if not WAD // 2 <= self.decay <= WAD - WAD // 100_000:
+            raise ValueError(f"volatility: decay {self.decay} outside [0.5, 1 - 1e-5] (WAD)")
+        if self.floor > self.cap:
+            raise ValueError(f"volatility: floor {self.floor} > cap {self.cap}")
+        return self
+
+    def params(self) -> tuple[int, int, int, int, int, int, int]:
+        """The configurator's ``VolatilityParams`` struct, as a tuple in field order."""
+        return (self.epoch, self.decay, self.z, self.horizon, self.floor, self.cap, self.mm_fraction)
+
+
+class TiersConfig(_Model):
+    """A market's size tiers (``EngineConfigurator.set_tiers``): above ``edges[i]``
+    (whole settlement units of notional) the rate is ``multipliers[i]`` percent of the base rate."""
+
+    edges: list[Int] = Field(min_length=1, max_length=4)
+    multipliers: list[Int] = Field(min_length=1, max_length=4)
+
+    @model_validator(mode="after")
+    def _check(self) -> TiersConfig:
+        if len(self.edges) != len(self.multipliers):
+            raise ValueError("tiers: edges and multipliers differ in length")
+        if any(b <= a for a, b in zip([0, *self.edges], self.edges)) or self.edges[-1] >= 2**32:
+            raise ValueError(f"tiers: edges must rise strictly from > 0 and stay below 2**32: {self.edges}")
+        if any(b < a for a, b in zip([100, *self.multipliers], self.multipliers)) or self.multipliers[-1] > 10_000:
+            raise ValueError(f"tiers: multipliers must be non-decreasing in [100, 10000]: {self.multipliers}")
+        return self
+
+
 class MarketConfig(_Model):
     """One perpetual market: its oracle and risk parameters."""
 
@@ -139,6 +182,10 @@ class MarketConfig(_Model):
     funding_rate_max: Int = Field(
         ge=0, description="Funding rate per second at full skew (WAD)."
     )
+    volatility: VolatilityConfig | None = Field(
+        default=None, description="Volatility margin; None keeps the static imr/mmr."
+    )
+    tiers: TiersConfig | None = Field(default=None, description="Size tiers; None: one bracket.")
 
     @model_validator(mode="after")
     def _check(self) -> MarketConfig:
@@ -260,6 +307,21 @@ class DeployConfig(_Model):
         le=WAD,
         description="Withdrawals need equity_init >= this share of the total notional (WAD; 0: IM only).",
     )
+    call_buffer: Int = Field(
+        default=0,
+        ge=0,
+        le=WAD,
+        description="Margin-call band: accounts below mm * (1 + call_buffer) may be reduced (WAD; 0: off).",
+    )
+    call_fee_share: Int = Field(
+        default=0, ge=0, le=WAD // 2, description="Margin-call fee as a share of the market's liq_fee (WAD)."
+    )
+    call_fraction: Int = Field(
+        default=WAD // 4,
+        ge=WAD // 100,
+        le=WAD // 2,
+        description="Most of a position one margin call closes (WAD).",
+    )
     # snekmate's ERC-20/4626 bounds: name String[25], symbol String[5].
     vault_name: str = Field(default="Margin Engine Vault USDC", min_length=1, max_length=25)
     vault_symbol: str = Field(default="meUSD", min_length=1, max_length=5)
@@ -364,4 +426,51 @@ def default_config() -> DeployConfig:
         vault_name="Margin Engine Vault USDC",
         vault_symbol="meUSD",
         roles=RolesConfig(),
+    )
+
+
+def risk_config() -> DeployConfig:
+    """``default_config()`` with the risk model on (same content as ``deploy/risk.yaml``).
+
+    BTC and ETH get the calibrated volatility margin of ``bench/calibration.md``
+    (hourly epoch, 14-day half-life, one-day horizon, floor 10 %, cap 50 %, MM
+    50 % of IM, z 4.5 and 4.0), seeded at the variance whose IM rate is the
+    market's 2017-2024 median (15 % and 17 %; a listing without history
+    should seed at the cap), size tiers (1.25x, 1.5x and 2x the base rate
+    above 1M, 5M and 20M USD of BTC notional; 500k, 2.5M and 10M for ETH),
+    and the margin-call band (buffer 25 %, fee a quarter of the liquidation
+    fee, at most a quarter of a position per call). Liquidations restore
+    ``mm_required * 1.25``, the top of the band, so a liquidated account is
+    not margin-callable right after.
+    """
+    from margin_engine.calibration import onchain_params
+    from margin_engine.volatility import seed_var
+
+    config = default_config()
+    medians = {"BTC": 151 * WAD // 1000, "ETH": 171 * WAD // 1000}
+    edges = {"BTC": [1_000_000, 5_000_000, 20_000_000], "ETH": [500_000, 2_500_000, 10_000_000]}
+    markets = []
+    for market in config.markets:
+        p = onchain_params(market.name)
+        vol = VolatilityConfig(
+            epoch=p.epoch,
+            decay=p.decay,
+            z=p.z,
+            horizon=p.horizon,
+            floor=p.floor,
+            cap=p.cap,
+            mm_fraction=p.mm_fraction,
+            seed_var=seed_var(p, medians[market.name]),
+        )
+        tiers = TiersConfig(edges=edges[market.name], multipliers=[125, 150, 200])
+        markets.append(market.model_copy(update={"volatility": vol, "tiers": tiers}))
+    liquidation = config.liquidation.model_copy(update={"buffer": WAD // 4})
+    return config.model_copy(
+        update={
+            "markets": markets,
+            "liquidation": liquidation,
+            "call_buffer": WAD // 4,
+            "call_fee_share": WAD // 4,
+            "call_fraction": WAD // 4,
+        }
     )

@@ -15,8 +15,9 @@ Order of operations:
 1. the settlement token (a ``MockERC20`` "USD Coin"/"USDC" when
    ``settlement_asset`` is ``None``);
 2. ``EngineConfigurator.deploy()`` (the deployer becomes its DEFAULT_ADMIN),
-   ``MarginEngine.deploy(settlement_asset, configurator)`` and
-   ``configurator.set_engine(engine)``;
+   ``RiskModel.deploy(configurator)``,
+   ``MarginEngine.deploy(settlement_asset, configurator, risk_model)`` and
+   ``configurator.set_engine(engine)`` (which also connects the risk model);
 3. ``LiquidityVault.deploy(engine, vault_name, vault_symbol)``, then
    ``configurator.set_vault(vault)``, and ``MarginLens.deploy(engine)``;
 4. the deployer grants itself ``RISK_MANAGER_ROLE`` (roles live on the configurator);
@@ -56,6 +57,8 @@ class Deployment:
     engine: ContractInstance
     configurator: ContractInstance
     """Writes markets and parameters into the engine (``EngineConfigurator``)."""
+    risk: ContractInstance
+    """Volatility margin, size tiers and MM ramps of flagged markets (``RiskModel``)."""
     vault: ContractInstance
     lens: ContractInstance
     """Read-only views over the engine (``MarginLens``)."""
@@ -76,6 +79,7 @@ class Deployment:
             "settlement_asset": str(self.settlement.address),
             "engine": str(self.engine.address),
             "configurator": str(self.configurator.address),
+            "risk_model": str(self.risk.address),
             "vault": str(self.vault.address),
             "lens": str(self.lens.address),
         }
@@ -133,7 +137,9 @@ def deploy(
     # 2-3. Engine and vault.
     configurator = contracts("EngineConfigurator").deploy(**tx)
     say(f"EngineConfigurator: {configurator.address}")
-    engine = contracts("MarginEngine").deploy(settlement.address, configurator.address, **tx)
+    risk = contracts("RiskModel").deploy(configurator.address, **tx)
+    say(f"RiskModel: {risk.address}")
+    engine = contracts("MarginEngine").deploy(settlement.address, configurator.address, risk.address, **tx)
     say(f"MarginEngine: {engine.address}")
     configurator.set_engine(engine.address, **tx)
     vault = contracts("LiquidityVault").deploy(
@@ -153,6 +159,7 @@ def deploy(
         settlement=settlement,
         engine=engine,
         configurator=configurator,
+        risk=risk,
         vault=vault,
         lens=lens,
         config=config,
@@ -183,12 +190,20 @@ def deploy(
         deployment.feeds[market.name] = feed
         deployment.markets[market.name] = market_id
         say(f"market {market_id}: {market.name}")
+        if market.volatility is not None:
+            configurator.set_volatility(market_id, market.volatility.params(), market.volatility.seed_var, **tx)
+            say(f"market {market_id}: volatility margin")
+        if market.tiers is not None:
+            configurator.set_tiers(market_id, market.tiers.edges, market.tiers.multipliers, **tx)
+            say(f"market {market_id}: tiers at {market.tiers.edges}")
 
     # 6. Global risk parameters.
     configurator.set_liquidation_params(config.liquidation.params(), **tx)
     configurator.set_reserve_factor(config.reserve_factor, **tx)
     if config.upnl_haircut or config.transfer_margin_ratio:
         configurator.set_margin_params(config.upnl_haircut, config.transfer_margin_ratio, **tx)
+    if config.call_buffer:
+        configurator.set_call_params(config.call_buffer, config.call_fee_share, config.call_fraction, **tx)
 
     # 7. Roles.
     roles = config.roles

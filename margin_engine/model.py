@@ -16,6 +16,11 @@ Two layers:
 - pure functions (``position_value``, ``account_state``, ``liquidation_size``,
   ...) that compute one formula of the spec each and never mutate anything
   except ``accrue``, which writes a market's funding index like the contract;
+- the risk model of ``docs/risk-model.md`` sections 10 and 11 (``RiskModel.vy``):
+  tier schedules (``pack_tiers``, ``tier_requirement``), the volatility rates
+  word (``vol_mm_in_force``, ``vol_after_sample``) and the requirement of one
+  position in a market flagged ``risk`` (``requirements``); markets without
+  the flag keep the static rates and never use it;
 - ``Engine``, a small stateful simulator of the contract's ledger that applies
   the steps of a trade or a liquidation in the spec's order and raises
   ``ModelRevert`` with the contract's revert string where the contract reverts
@@ -28,7 +33,10 @@ import copy
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:  # volatility imports this module: import it lazily at run time
+    from margin_engine.volatility import VolParams, VolState
 
 WAD: int = 10**18
 """18-decimal fixed point one (1.0 or 100%)."""
@@ -147,6 +155,20 @@ class Market:
     mm_ramp: tuple[int, int, int, int] | None = None
     """A rise of the maintenance rate in progress: (old, new, start, end);
     ``params.mmr`` is ``new`` (see :func:`mmr_in_force`)."""
+    risk: bool = False
+    """``RISK_BIT`` (bit 63 of the engine's rates word): requirements come from
+    :func:`requirements` (the risk model). Set when the market gets volatility
+    or tiers, never cleared. The defaults below leave a market static."""
+    vol_params: VolParams | None = None
+    """Volatility parameters; None = volatility off (``vol_im = vol_mm = 0``)."""
+    vol_state: VolState | None = None
+    """Volatility estimator state (``var``, anchor); None while volatility is off."""
+    vol_rates: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+    """The volatility rates word ``(im, mm_old, mm_new, start, end)`` (see :func:`vol_mm_in_force`)."""
+    tiers: int = 0
+    """Packed tier schedule with its MM ramp times (see :func:`pack_tiers`); 0 = no tiers."""
+    old_tiers: int = 0
+    """The schedule MM ramps from (bits 0..191 of the previous ``tiers``) until the ramp's end."""
 
 
 @dataclass(frozen=True)
@@ -215,24 +237,277 @@ def accrue(market: Market, now: int) -> int:
 
 
 # --------------------------------------------------------------------------
+#                 Risk model (docs/risk-model.md, sections 10-11)
+# --------------------------------------------------------------------------
+
+RISK_BIT: int = 1 << 63
+"""Bit of the engine's rates word that flags a market using the risk model."""
+
+MAX_TIERS: int = 4
+"""Most brackets a tier schedule has."""
+MIN_TIER_MULTIPLIER: int = 100
+"""Lowest bracket multiplier (percent of the base rate: 1x)."""
+MAX_TIER_MULTIPLIER: int = 10_000
+"""Highest bracket multiplier (100x)."""
+TIER_EDGE_BITS: int = 32
+"""Width of a bracket edge (whole settlement units) in the packed schedule."""
+TIER_MULT_BITS: int = 16
+"""Width of a bracket multiplier in the packed schedule."""
+TIER_SCHEDULE_MASK: int = 2**192 - 1
+"""Bits 0..191 of a tiers word: the schedule without its ramp times."""
+
+Tiers = tuple[tuple[int, ...], tuple[int, ...]]
+"""An unpacked schedule ``(edges, multipliers)``: edges in whole settlement
+units, multipliers in percent of the base rate."""
+VolRates = tuple[int, int, int, int, int]
+"""The volatility rates word unpacked: ``(im, mm_old, mm_new, start, end)``."""
+
+
+def pack_tiers(
+    edges: tuple[int, ...] | list[int], mults: tuple[int, ...] | list[int], start: int = 0, end: int = 0
+) -> int:
+    """The packed tiers word of section 10.2:
+    ``e_1 | e_2 << 32 | e_3 << 64 | e_4 << 96 | m_1 << 128 | m_2 << 144 | m_3 << 160 | m_4 << 176``,
+    with the MM ramp times ``start << 192 | end << 224`` (32 bits each).
+
+    Layout only: it checks that every field fits (``ValueError``), not the
+    configurator's bounds (:func:`check_tiers`). Missing brackets are zero.
+    """
+    if len(edges) > MAX_TIERS or len(mults) > MAX_TIERS:
+        raise ValueError(f"pack_tiers: at most {MAX_TIERS} brackets")
+    fields = [(e, TIER_EDGE_BITS, i * TIER_EDGE_BITS) for i, e in enumerate(edges)]
+    fields += [(m, TIER_MULT_BITS, 128 + i * TIER_MULT_BITS) for i, m in enumerate(mults)]
+    fields += [(start, 32, 192), (end, 32, 224)]
+    word = 0
+    for value, bits, shift in fields:
+        if not 0 <= value < 2**bits:
+            raise ValueError(f"pack_tiers: {value} does not fit {bits} bits")
+        word |= value << shift
+    return word
+
+
+def unpack_tiers(word: int) -> Tiers:
+    """``(edges, multipliers)`` of the used brackets of a tiers word: the
+    brackets before the first zero edge (``k`` of them; ``((), ())`` = no
+    tiers). Multipliers of unused brackets and the ramp times are ignored."""
+    edges: list[int] = []
+    mults: list[int] = []
+    for i in range(MAX_TIERS):
+        edge = (word >> (i * TIER_EDGE_BITS)) & (2**TIER_EDGE_BITS - 1)
+        if edge == 0:
+            break
+        edges.append(edge)
+        mults.append((word >> (128 + i * TIER_MULT_BITS)) & (2**TIER_MULT_BITS - 1))
+    return tuple(edges), tuple(mults)
+
+
+def tiers_ramp(word: int) -> tuple[int, int]:
+    """``(start, end)`` of a tiers word's MM ramp (bits 192..223 and 224..255)."""
+    return (word >> 192) & (2**32 - 1), (word >> 224) & (2**32 - 1)
+
+
+def check_tiers(edges: tuple[int, ...] | list[int], mults: tuple[int, ...] | list[int]) -> None:
+    """The configurator's bounds on a schedule, ``ModelRevert("configurator: bad params")`` otherwise.
+
+    At most four brackets, ``len(mults) == len(edges)``; the edges are a
+    strictly increasing prefix of non-zero values below ``2**32`` followed by
+    zeros (``0 < e_1 < ... < e_k``); the used multipliers satisfy
+    ``100 <= m_1 <= ... <= m_k <= 10,000`` and an unused bracket's multiplier
+    is 0 (so that one schedule has one packed word). No bracket at all is
+    allowed (tiers off).
+    """
+    ok = len(edges) == len(mults) <= MAX_TIERS
+    k = 0
+    while ok and k < len(edges) and edges[k] != 0:
+        k += 1
+    if ok:
+        used_e, used_m = list(edges[:k]), list(mults[:k])
+        ok = (
+            all(e == 0 for e in edges[k:])
+            and all(m == 0 for m in mults[k:])
+            and all(0 < e < 2**TIER_EDGE_BITS for e in used_e)
+            and all(a < b for a, b in zip(used_e, used_e[1:]))
+            and all(MIN_TIER_MULTIPLIER <= m <= MAX_TIER_MULTIPLIER for m in used_m)
+            and all(a <= b for a, b in zip(used_m, used_m[1:]))
+        )
+    _require(ok, "configurator: bad params")
+
+
+def _as_tiers(tiers: Tiers | int) -> Tiers:
+    """A schedule given as ``(edges, mults)`` (trailing zero edges dropped) or a packed word."""
+    if isinstance(tiers, int):
+        return unpack_tiers(tiers)
+    edges, mults = tiers
+    k = 0
+    while k < len(edges) and edges[k] != 0:
+        k += 1
+    if len(mults) < k:
+        raise ValueError("tiers: fewer multipliers than used edges")
+    return tuple(edges[:k]), tuple(mults[:k])
+
+
+def tier_rates(base: int, mults: tuple[int, ...]) -> tuple[int, ...]:
+    """Bracket rates (WAD): ``rate_0 = base``, ``rate_i = min(mul_div_up(base, m_i, 100), WAD)``
+    (up, capped at 100%)."""
+    return (base,) + tuple(min(mul_div_up(base, m, 100), WAD) for m in mults)
+
+
+def tier_requirement(n: int, base: int, tiers: Tiers | int) -> int:
+    """``req(n, base)`` of section 10.2: the requirement of notional ``n`` (WAD USD).
+
+    With ``E_0 = 0``, ``E_i = e_i * WAD``, ``E_{k+1} = infinity`` and the
+    bracket rates of :func:`tier_rates`::
+
+        seg_i = min(max(n - E_i, 0), E_{i+1} - E_i)
+        req   = ceil(sum_i rate_i * seg_i / WAD)          # one rounding, up
+
+    ``tiers`` is ``(edges, mults)`` or a packed word (its ramp times are
+    ignored). With no bracket it is ``mul_div_up(n, base, WAD)``, the static formula.
+    """
+    if n < 0 or base < 0:
+        raise ValueError(f"tier_requirement({n}, {base}): needs n, base >= 0")
+    edges, mults = _as_tiers(tiers)
+    rates = tier_rates(base, mults)
+    bounds = (0,) + tuple(e * WAD for e in edges)
+    total = 0
+    for i, rate in enumerate(rates):
+        seg = max(n - bounds[i], 0)
+        if i + 1 < len(bounds):
+            seg = min(seg, bounds[i + 1] - bounds[i])
+        total += rate * seg
+    return ceil_div(total, WAD)
+
+
+def ramped_tier_requirement(n: int, base: int, tiers: int, old_tiers: int, now: int) -> int:
+    """The MM requirement under a tier schedule that may be ramping (section 10.2).
+
+    ``new = req(n, base, tiers)``; from ``end`` on (``tiers_ramp(tiers)``; a
+    word without a ramp has ``end = 0``) it is ``new``; before, with
+    ``old = req(n, base, old_tiers)``::
+
+        floor(old + (new - old) * (now - start) / (end - start))
+
+    rounded down in both directions (a tighter schedule eases in, and so does
+    a looser one): ``old - ceil((old - new) * el / dur)`` when ``new < old``.
+    """
+    new = tier_requirement(n, base, tiers)
+    start, end = tiers_ramp(tiers)
+    if now >= end:
+        return new
+    old = tier_requirement(n, base, old_tiers)
+    return old + floor_div((new - old) * (now - start), end - start)
+
+
+def pack_vol_rates(rates: VolRates) -> int:
+    """The volatility rates word ``im | mm_old << 64 | mm_new << 128 | start << 192 | end << 224``."""
+    im, mm_old, mm_new, start, end = rates
+    for value, bits in ((im, 64), (mm_old, 64), (mm_new, 64), (start, 32), (end, 32)):
+        if not 0 <= value < 2**bits:
+            raise ValueError(f"pack_vol_rates: {value} does not fit {bits} bits")
+    return im | mm_old << 64 | mm_new << 128 | start << 192 | end << 224
+
+
+def unpack_vol_rates(word: int) -> VolRates:
+    """``(im, mm_old, mm_new, start, end)`` of a volatility rates word."""
+    m64, m32 = 2**64 - 1, 2**32 - 1
+    return word & m64, (word >> 64) & m64, (word >> 128) & m64, (word >> 192) & m32, (word >> 224) & m32
+
+
+def vol_mm_in_force(rates: VolRates | int, now: int) -> int:
+    """``vol_mm(t)`` of section 10.1, from the rates word (packed or a tuple)::
+
+        mm_new                                                   if t >= end
+        mm_old + (mm_new - mm_old) * (t - start) // (end - start)  otherwise (down)
+    """
+    _, mm_old, mm_new, start, end = unpack_vol_rates(rates) if isinstance(rates, int) else rates
+    if now >= end:
+        return mm_new
+    return mm_old + floor_div((mm_new - mm_old) * (now - start), end - start)
+
+
+def vol_after_sample(rates: VolRates | int, im: int, mm_fraction: int, now: int, duration: int) -> VolRates:
+    """The volatility rates word after a sample (or a parameter change) giving IM rate ``im``.
+
+    ``target = mul_div_up(im, mm_fraction, WAD)`` (``volatility.mm_rate``, up)
+    and ``cur = vol_mm_in_force(rates, now)``: a higher target ramps from the
+    rate in force, ``(im, cur, target, now, now + duration)``; anything else
+    applies at once, ``(im, target, target, now, now)``. IM moves at once.
+    """
+    target = mul_div_up(im, mm_fraction, WAD)
+    cur = vol_mm_in_force(rates, now)
+    if target > cur:
+        return im, cur, target, now, now + duration
+    return im, target, target, now, now
+
+
+def base_rates(market: Market, now: int) -> tuple[int, int]:
+    """``(base_im, base_mm)`` of section 10.1 at ``now``: the static rates are floors,
+    ``base_im = max(imr, vol_im)`` and ``base_mm = max(mmr_in_force, vol_mm(now))``
+    (volatility off: ``vol_im = vol_mm = 0``, its rates word is zero)."""
+    imr_s = market.params.imr
+    mmr_s = mmr_in_force(market, now)
+    if not market.risk:
+        return imr_s, mmr_s
+    return max(imr_s, market.vol_rates[0]), max(mmr_s, vol_mm_in_force(market.vol_rates, now))
+
+
+def requirements(market: Market, notional: int, now: int) -> tuple[int, int]:
+    """``(im, mm)`` required for a position of ``notional`` (WAD USD) at ``now``.
+
+    A static market (``risk`` unset): ``mul_div_up(notional, imr, WAD)`` and
+    ``mul_div_up(notional, mmr_in_force, WAD)`` (spec: Position valuation).
+    A flagged market (``RiskModel.requirements``): the base rates of
+    :func:`base_rates`, then ``im = req(notional, base_im)`` under the current
+    schedule (new tiers apply to IM at once) and ``mm`` from
+    :func:`ramped_tier_requirement` with ``base_mm`` (down during a tier ramp).
+    """
+    base_im, base_mm = base_rates(market, now)
+    if not market.risk:
+        return mul_div_up(notional, base_im, WAD), mul_div_up(notional, base_mm, WAD)
+    im = tier_requirement(notional, base_im, market.tiers)
+    mm = ramped_tier_requirement(notional, base_mm, market.tiers, market.old_tiers, now)
+    return im, mm
+
+
+def average_mm_rate(market: Market, notional: int, now: int) -> int:
+    """``mmr_avg = mm(n) * WAD // n`` (section 10.3, rounded down: a larger
+    liquidation), ``mm(n)`` from :func:`requirements`; ``n > 0``. At least
+    ``base_mm``, so above ``liq_fee``."""
+    if notional <= 0:
+        raise ValueError("average_mm_rate: needs a notional > 0")
+    return requirements(market, notional, now)[1] * WAD // notional
+
+
+# --------------------------------------------------------------------------
 #                            Position and account
 # --------------------------------------------------------------------------
 
 
-def position_value(pos: Position, price: int, index: int, params: MarketParams) -> PositionValue:
-    """Value ``pos`` at ``price`` and funding ``index`` (spec: Position valuation)."""
+def position_value(
+    pos: Position,
+    price: int,
+    index: int,
+    params: MarketParams,
+    market: Market | None = None,
+    now: int | None = None,
+) -> PositionValue:
+    """Value ``pos`` at ``price`` and funding ``index`` (spec: Position valuation).
+
+    ``im`` and ``mm`` are ``mul_div_up(notional, imr | mmr, WAD)`` with
+    ``params``; when ``market`` is given and flagged ``risk`` they are
+    :func:`requirements` of that market at ``now`` instead (``now`` required).
+    """
     s = pos.size
     notional = mul_div_up(abs(s), price, WAD)
     pnl = floor_div(s * (price - pos.entry_price), WAD)
     funding = ceil_div(s * (index - pos.funding_index), WAD)
-    return PositionValue(
-        notional=notional,
-        pnl=pnl,
-        funding=funding,
-        upnl=pnl - funding,
-        im=mul_div_up(notional, params.imr, WAD),
-        mm=mul_div_up(notional, params.mmr, WAD),
-    )
+    if market is not None and market.risk:
+        if now is None:
+            raise ValueError("position_value: a risk market needs `now`")
+        im, mm = requirements(market, notional, now)
+    else:
+        im, mm = mul_div_up(notional, params.imr, WAD), mul_div_up(notional, params.mmr, WAD)
+    return PositionValue(notional=notional, pnl=pnl, funding=funding, upnl=pnl - funding, im=im, mm=mm)
 
 
 def account_status(
@@ -286,11 +561,12 @@ def account_state(
     ``equity_init = equity - mul_div_up(max(upnl, 0), upnl_haircut, WAD)``:
     positive unrealised PnL counts toward IM at weight ``1 - haircut``
     (the engine's ``margin_params``); ``equity_maint`` counts it in full.
+    A market flagged ``risk`` requires :func:`requirements` at ``now``.
     """
     upnl = im_required = mm_required = 0
     for market_id, pos in positions.items():
         market = in_force(markets[market_id], now)
-        value = position_value(pos, market.price, current_index(market, now), market.params)
+        value = position_value(pos, market.price, current_index(market, now), market.params, market, now)
         upnl += value.upnl
         im_required += value.im
         mm_required += value.mm
@@ -360,7 +636,11 @@ def is_risk_increasing(size: int, new_size: int) -> bool:
 
 
 def liquidation_notional(
-    state: AccountState, params: MarketParams, liq_params: LiquidationParams, scale: int
+    state: AccountState,
+    params: MarketParams,
+    liq_params: LiquidationParams,
+    scale: int,
+    mmr: int | None = None,
 ) -> int:
     """``N``: the notional whose closing restores ``mm_required * (1 + buffer)``.
 
@@ -368,15 +648,18 @@ def liquidation_notional(
     ``deficit = target - E + 3 * scale + 8`` (the allowance covers the token
     roundings of funding, PnL and penalty and the rounded-up remainder);
     ``denom = mul_div_down(mmr, WAD + buffer, WAD) - liq_fee``;
-    ``N = mul_div_up(deficit, WAD, denom)``.
+    ``N = mul_div_up(deficit, WAD, denom)``. ``mmr`` is ``params.mmr`` unless
+    given (a flagged market passes its average rate, :func:`average_mm_rate`).
     """
+    if mmr is None:
+        mmr = params.mmr
     target = mul_div_up(state.mm_required, WAD + liq_params.buffer, WAD)
     deficit = target - state.equity_maint
     assert deficit > 0, "liquidation_notional: account is not below maintenance"
     # Allowance for the token roundings of funding, PnL and penalty (each < 1 unit)
     # and the rounded-up requirement of the remainder.
     deficit += 3 * scale + 8
-    denom = mul_div_down(params.mmr, WAD + liq_params.buffer, WAD) - params.liq_fee
+    denom = mul_div_down(mmr, WAD + liq_params.buffer, WAD) - params.liq_fee
     assert denom > 0, "liquidation_notional: liq_fee >= mmr"
     return mul_div_up(deficit, WAD, denom)
 
@@ -388,6 +671,7 @@ def liquidation_size(
     liq_params: LiquidationParams,
     max_size: int,
     scale: int,
+    now: int | None = None,
 ) -> int:
     """``q``, the size a liquidation closes (spec: Liquidation, step 3).
 
@@ -395,11 +679,21 @@ def liquidation_size(
     is closed too; then ``q`` is capped at ``max_size``, and a capped ``q``
     that leaves or closes less than ``min_notional`` (closed notional rounded
     down) raises ``ModelRevert("engine: dust")``.
+
+    ``N`` uses ``market.params.mmr`` (pass the market with its rate in force,
+    :func:`in_force`); in a market flagged ``risk`` it uses the position's
+    average rate ``mm(n) * WAD // n`` at ``now`` (required), ``n =
+    mul_div_up(|s|, P, WAD)`` (risk-model section 10.3).
     """
     params = market.params
     price = market.price
     size = abs(pos.size)
-    n = liquidation_notional(state, params, liq_params, scale)
+    mmr = None
+    if market.risk:
+        if now is None:
+            raise ValueError("liquidation_size: a risk market needs `now`")
+        mmr = average_mm_rate(market, mul_div_up(size, price, WAD), now)
+    n = liquidation_notional(state, params, liq_params, scale, mmr)
     q = min(mul_div_up(n, WAD, price), size)
     if size - q > 0 and mul_div_up(size - q, price, WAD) < params.min_notional:
         q = size
@@ -435,18 +729,71 @@ def reward_split(penalty: int, liq_params: LiquidationParams) -> tuple[int, int]
     return reward, penalty - reward
 
 
-def liquidation_price(state: AccountState, pos: Position, market: Market) -> int:
+# --------------------------------------------------------------------------
+#                      Margin-call band (risk-model section 11)
+# --------------------------------------------------------------------------
+
+
+def check_call_params(buffer: int, fee_share: int, fraction: int) -> None:
+    """The configurator's bounds on ``set_call_params``: ``buffer <= WAD``,
+    ``fee_share <= WAD // 2``, ``WAD // 100 <= fraction <= WAD // 2``, else
+    ``ModelRevert("configurator: bad params")``."""
+    ok = 0 <= buffer <= WAD and 0 <= fee_share <= WAD // 2 and WAD // 100 <= fraction <= WAD // 2
+    _require(ok, "configurator: bad params")
+
+
+def in_call_band(state: AccountState, buffer: int) -> bool:
+    """``status == MARGIN_CALL and equity_maint < mul_div_up(mm_required, WAD + buffer, WAD)``
+    (up); never with ``buffer == 0`` (``MARGIN_CALL`` means ``E >= M``)."""
+    return state.status == MARGIN_CALL and state.equity_maint < mul_div_up(state.mm_required, WAD + buffer, WAD)
+
+
+def margin_call_size(size: int, price: int, min_notional: int, fraction: int, max_size: int) -> int:
+    """``q``, the size a margin call closes (section 11).
+
+    ``q = min(max_size, |s| * fraction // WAD)`` (down); the whole position
+    when the rest would be below ``min_notional``
+    (``mul_div_up(|s| - q, P, WAD) < min_notional``, even beyond ``max_size``);
+    ``ModelRevert("engine: dust")`` when ``q == 0`` or a partial ``q``'s
+    notional ``q * P // WAD`` (down) is below ``min_notional``.
+    """
+    s = abs(size)
+    q = min(max_size, s * fraction // WAD)
+    if q < s and mul_div_up(s - q, price, WAD) < min_notional:
+        q = s
+    if q == 0 or (q < s and q * price // WAD < min_notional):
+        raise ModelRevert("engine: dust")
+    return q
+
+
+def call_fee_tokens(q: int, price: int, liq_fee: int, fee_share: int, scale: int) -> int:
+    """Margin-call fee in tokens before its cap:
+    ``ceil_div(mul_div_up(mul_div_up(q, P, WAD), mul_div_down(liq_fee, fee_share, WAD), WAD), scale)``
+    (rate rounded down, fee up); capped like a penalty by :func:`capped_penalty`."""
+    rate = mul_div_down(liq_fee, fee_share, WAD)
+    return ceil_div(mul_div_up(mul_div_up(q, price, WAD), rate, WAD), scale)
+
+
+def liquidation_price(state: AccountState, pos: Position, market: Market, now: int | None = None) -> int:
     """Price of ``market`` at which the account reaches ``equity_maint == mm_required``.
 
     Other markets fixed. ``slack = E - M``; long: ``d = |s| (WAD - mmr) // WAD``,
     ``P - floor_div(slack * WAD, d)``; short: ``d = |s| (WAD + mmr) // WAD``,
     ``P + floor_div(slack * WAD, d)`` (as ``MarginLens``). 0 when there is no
-    position, ``d == 0`` or the result is ``<= 0``.
+    position, ``d == 0`` or the result is ``<= 0``. ``mmr`` is
+    ``market.params.mmr`` (pass the market with its rate in force); in a market
+    flagged ``risk`` the position's average MM rate at ``P``
+    (:func:`average_mm_rate` at ``now``, required; engine-spec "Liquidation
+    price", an approximation since tiers make the answer depend on the price).
     """
     if pos.size == 0:
         return 0
     surplus = state.equity_maint - state.mm_required
     mmr = market.params.mmr
+    if market.risk:
+        if now is None:
+            raise ValueError("liquidation_price: a risk market needs `now`")
+        mmr = average_mm_rate(market, mul_div_up(abs(pos.size), market.price, WAD), now)
     if pos.size > 0:
         denom = pos.size * (WAD - mmr) // WAD
         if denom == 0:
@@ -520,6 +867,9 @@ class Engine:
         self.mm_ramp_duration: int = 86_400  # EngineConfigurator's default
         self.upnl_haircut: int = 0  # WAD, EngineConfigurator.set_margin_params
         self.transfer_margin_ratio: int = 0  # WAD
+        self.call_buffer: int = 0  # WAD, configurator.set_call_params; 0 = no margin-call band
+        self.call_fee_share: int = 0  # WAD, share of liq_fee charged by a margin call
+        self.call_fraction: int = 0  # WAD, most of a position one margin call closes
         self.paused: bool = False
         self.markets: dict[int, Market] = {}
         self.accounts: dict[tuple[Any, int], Account] = {}
@@ -527,6 +877,16 @@ class Engine:
         self.vault_assets: int = 0  # tokens, signed
         self.custody: int = 0  # tokens held by the engine
         self.events: list[Event] = []
+
+    @property
+    def ramp_duration(self) -> int:
+        """The risk model's ``ramp_duration`` (s), the configurator's
+        ``mm_ramp_duration``: one value here, ``mm_ramp_duration`` aliased."""
+        return self.mm_ramp_duration
+
+    @ramp_duration.setter
+    def ramp_duration(self, value: int) -> None:
+        self.mm_ramp_duration = value
 
     # ---------------------------------------------------------------- admin
 
@@ -543,6 +903,10 @@ class Engine:
         ``mm_ramp_duration`` (a ramp to the same rate already on is kept);
         anything else applies at once (``EngineConfigurator.set_market_params``;
         its step and delay rules are governance checks, not modelled here).
+        MM ramps live in the risk model, so whenever the ramp changes (one
+        starts, or one is dropped) the market is flagged ``risk``, as the
+        configurator's ``_set_market_params`` does when the stored ramp word
+        changes (risk-model section 12).
         """
         market = self._market(market_id)
         accrue(market, self.now)
@@ -553,8 +917,116 @@ class Engine:
                 ramp = (current, params.mmr, self.now, self.now + self.mm_ramp_duration)
         else:
             ramp = None
+        if ramp != market.mm_ramp:
+            market.risk = True
         market.params = params
         market.mm_ramp = ramp
+
+    def _use_risk_model(self, market: Market) -> None:
+        """Flag ``market`` (once): the configurator's ``_use_risk_model`` re-stores
+        the market's parameters through the engine's ``store_market_params``,
+        which accrues funding first (needs a valid price with open interest)."""
+        if not market.risk:
+            accrue(market, self.now)
+            market.risk = True
+
+    def _ramp_duration_for(self, market: Market) -> int:
+        """``D`` of a parameter change (sections 10.1, 10.2): ``ramp_duration``,
+        or 0 on a market without open interest (no account to grandfather)."""
+        return self.ramp_duration if market.long_oi + market.short_oi > 0 else 0
+
+    def set_volatility(self, market_id: int, params: VolParams | None, seed_var: int = 0) -> None:
+        """``configurator.set_volatility`` (section 10.1): flag the market ``risk``;
+        seed ``var`` when ``seed_var > 0`` (else keep it), always clear the
+        anchor (the next valid price starts a new sample series), and recompute
+        the rates word with :func:`vol_after_sample` at the current ``var``'s
+        IM rate (a higher MM ramps from the rate in force over
+        ``ramp_duration``, or applies at once on a market without open
+        interest). Flagging a market the first time accrues its funding (the
+        configurator re-stores its parameters in the engine).
+
+        ``None`` turns volatility off: the state and rates words become zero
+        (``var`` is dropped; the seed is ignored) and the flag is left as it
+        was (a market that never had volatility or tiers stays static). Turning it on from off needs
+        ``seed_var > 0``, and a seed is at most ``MAX_VAR``, else
+        ``ModelRevert("configurator: bad params")`` (the parameter bounds are
+        :class:`VolParams`'s; the configurator's step and delay rules on a live
+        market are governance checks, not modelled).
+        """
+        from margin_engine import volatility
+
+        market = self._market(market_id)
+        if params is not None:
+            _require(0 <= seed_var <= volatility.MAX_VAR, "configurator: bad params")
+            _require(market.vol_params is not None or seed_var > 0, "configurator: bad params")
+        if params is not None:  # removing volatility does not flag a market
+            self._use_risk_model(market)
+        market.vol_params = params
+        if params is None:
+            market.vol_state = None
+            market.vol_rates = (0, 0, 0, 0, 0)
+            return
+        assert market.vol_state is not None or seed_var > 0
+        var = seed_var if seed_var > 0 else market.vol_state.var  # type: ignore[union-attr]
+        market.vol_state = volatility.VolState(var=var)
+        im = volatility.im_rate(market.vol_state, params)
+        market.vol_rates = vol_after_sample(
+            market.vol_rates, im, params.mm_fraction, self.now, self._ramp_duration_for(market)
+        )
+
+    def set_tiers(
+        self, market_id: int, edges: tuple[int, ...] | list[int], mults: tuple[int, ...] | list[int]
+    ) -> None:
+        """``configurator.set_tiers`` (section 10.2): flag the market ``risk`` and
+        apply a new schedule, to IM at once and to MM over ``ramp_duration``
+        from the previous schedule (kept in ``old_tiers``); on a market without
+        open interest to MM at once too (``end = now``). Flagging a market the
+        first time accrues its funding, as in :meth:`set_volatility`.
+
+        Bounds (:func:`check_tiers`) first, ``"configurator: bad params"``;
+        then ``"configurator: ramp on"`` while the previous ramp runs (``now < end``).
+        """
+        market = self._market(market_id)
+        check_tiers(edges, mults)
+        _require(self.now >= tiers_ramp(market.tiers)[1], "configurator: ramp on")
+        self._use_risk_model(market)
+        market.old_tiers = market.tiers & TIER_SCHEDULE_MASK
+        market.tiers = pack_tiers(edges, mults, self.now, self.now + self._ramp_duration_for(market))
+
+    def set_call_params(self, buffer: int, fee_share: int, fraction: int) -> None:
+        """``configurator.set_call_params``: the margin-call band (section 11), within :func:`check_call_params`."""
+        check_call_params(buffer, fee_share, fraction)
+        self.call_buffer, self.call_fee_share, self.call_fraction = buffer, fee_share, fraction
+
+    def sample(self, market_id: int) -> None:
+        """``RiskModel.sample(market, P)`` at the market's price: :func:`volatility.update`.
+
+        Nothing without volatility parameters (a static or tiers-only market),
+        nor within the anchor's epoch. The first sample of a series only sets
+        the anchor (``var`` and the rates word are kept); every later one
+        writes ``var`` and recomputes the rates word (:func:`vol_after_sample`).
+        """
+        from margin_engine import volatility
+
+        market = self._market(market_id)
+        params = market.vol_params
+        if params is None:
+            return
+        state = market.vol_state if market.vol_state is not None else volatility.VolState(var=0)
+        new = volatility.update(state, params, market.price, self.now)
+        if new == state:
+            return
+        market.vol_state = new
+        if state.anchor_price == 0:
+            return
+        im = volatility.im_rate(new, params)
+        market.vol_rates = vol_after_sample(market.vol_rates, im, params.mm_fraction, self.now, self.ramp_duration)
+
+    def update_volatility(self, market_id: int) -> None:
+        """``RiskModel.update_volatility(market)`` (anyone): :meth:`sample` at the
+        oracle price; ``"risk: no volatility"`` without volatility parameters."""
+        _require(self._market(market_id).vol_params is not None, "risk: no volatility")
+        self.sample(market_id)
 
     def set_price(self, market_id: int, price: int) -> None:
         """Move the oracle price (funding is not accrued: it accrues on touch)."""
@@ -641,6 +1113,7 @@ class Engine:
         else:
             _require(price >= limit_price, "engine: slippage")
         with self._atomic():
+            self.sample(market_id)  # a flagged market samples the valid price before valuing anything
             acct = self._account(owner, sub)
             old_size = acct.positions[market_id].size if market_id in acct.positions else 0
             if is_risk_increasing(old_size, old_size + delta):
@@ -677,6 +1150,12 @@ class Engine:
                 owner=owner, sub=sub, market=market_id, size_delta=delta, size=new_size,
                 entry_price=entry, price=price, fee=fee, realized_pnl=pnl_tok, funding_paid=funding_paid,
             )  # fmt: skip
+            if not is_risk_increasing(size, new_size) and self.in_band(owner, sub):
+                # a reduction that leaves the account in the band (section 11)
+                self._log(
+                    "MarginCall",
+                    owner=owner, sub=sub, market=market_id, caller=owner, size_closed=0, price=price, fee=0,
+                )  # fmt: skip
             self._settle_bad_debt(owner, sub, acct)  # 8
         return price
 
@@ -695,6 +1174,7 @@ class Engine:
         market = self._market(market_id)
         price = market.price
         with self._atomic():
+            self.sample(market_id)
             acct = self._account(owner, sub)
             pos = acct.positions.get(market_id)
             _require(pos is not None, "engine: no position")
@@ -704,7 +1184,9 @@ class Engine:
             vault_before = self.vault_assets
             index = accrue(market, self.now)  # 2
             self._settle_funding(acct, pos, index)
-            q = liquidation_size(state, pos, in_force(market, self.now), self.liq_params, max_size, self.scale)  # 3
+            q = liquidation_size(
+                state, pos, in_force(market, self.now), self.liq_params, max_size, self.scale, self.now
+            )  # 3
             size = pos.size  # 4
             new_size = size - sign(size) * q
             self._credit_pnl(acct, realised_pnl(size, pos.entry_price, price, q))
@@ -725,7 +1207,57 @@ class Engine:
             self._settle_bad_debt(owner, sub, acct)  # 6
         return reward
 
+    def margin_call(self, caller: Any, owner: Any, sub: int, market_id: int, max_size: int) -> int:
+        """Close part of a position of an account in the band; return the fee (tokens).
+
+        Risk-model section 11, in :meth:`liquidate`'s order (anyone, also while
+        paused): sample a flagged market; ``"engine: no position"``; the account
+        must be :meth:`in_band` (``"engine: not in band"``; never with
+        ``call_buffer == 0``); accrue and settle funding; close
+        :func:`margin_call_size` at ``P`` like a reduction; the fee
+        :func:`call_fee_tokens`, capped by :func:`capped_penalty` on the
+        equity before the call, goes in full to ``caller``'s sub-account 0
+        (no insurance share). Logs ``MarginCall``.
+        """
+        _require(max_size > 0, "engine: zero size")
+        market = self._market(market_id)
+        price = market.price
+        with self._atomic():
+            self.sample(market_id)
+            acct = self._account(owner, sub)
+            pos = acct.positions.get(market_id)
+            _require(pos is not None, "engine: no position")
+            assert pos is not None
+            state = self.account(owner, sub)
+            _require(self.call_buffer > 0 and in_call_band(state, self.call_buffer), "engine: not in band")
+            vault_before = self.vault_assets
+            index = accrue(market, self.now)
+            self._settle_funding(acct, pos, index)
+            q = margin_call_size(pos.size, price, market.params.min_notional, self.call_fraction, max_size)
+            size = pos.size
+            new_size = size - sign(size) * q
+            self._credit_pnl(acct, realised_pnl(size, pos.entry_price, price, q))
+            self._cap_vault_payment(owner, sub, market_id, acct, vault_before)
+            self._set_position(acct, market, market_id, size, new_size, pos.entry_price, index)
+            fee = capped_penalty(
+                call_fee_tokens(q, price, market.params.liq_fee, self.call_fee_share, self.scale),
+                state.equity_maint,
+                self.scale,
+            )
+            acct.balance -= fee
+            self._account(caller, 0).balance += fee
+            self._log(
+                "MarginCall",
+                owner=owner, sub=sub, market=market_id, caller=caller, size_closed=q, price=price, fee=fee,
+            )  # fmt: skip
+            self._settle_bad_debt(owner, sub, acct)
+        return fee
+
     # ----------------------------------------------------------------- views
+
+    def in_band(self, owner: Any, sub: int) -> bool:
+        """The account is in the margin-call band now (:func:`in_call_band` with ``call_buffer``)."""
+        return in_call_band(self.account(owner, sub), self.call_buffer)
 
     def account(self, owner: Any, sub: int) -> AccountState:
         """Margin state of ``(owner, sub)`` now (the ``account`` view)."""
@@ -752,7 +1284,9 @@ class Engine:
         pos = self.position(owner, sub, market_id)
         if pos is None:
             return 0
-        return liquidation_price(self.account(owner, sub), pos, in_force(self._market(market_id), self.now))
+        return liquidation_price(
+            self.account(owner, sub), pos, in_force(self._market(market_id), self.now), self.now
+        )
 
     def reserved(self) -> int:
         """Tokens of vault capital reserved by open skew."""

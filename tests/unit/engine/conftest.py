@@ -26,6 +26,10 @@ WAD = 10**18
 BTC, ETH = 0, 1
 WALLET = 10_000_000  # whole tokens minted to every trading actor
 MAX_UINT = 2**256 - 1
+MASK63 = 2**63 - 1
+MASK64 = 2**64 - 1
+MASK128 = 2**128 - 1
+RISK_BIT = 2**63  # top bit of the imr field of the engine's rates word: the RiskModel sets requirements
 ZERO_ADDRESS = "0x" + "00" * 20
 FEED_DECIMALS = 8
 
@@ -87,6 +91,11 @@ class Ctx:
         return self.system.configurator
 
     @property
+    def risk(self):
+        """The engine's RiskModel (volatility, tiers, MM ramps of flagged markets)."""
+        return self.system.risk
+
+    @property
     def token(self):
         return self.system.settlement
 
@@ -129,17 +138,29 @@ class Ctx:
         """A fresh round at `price` USD (exact decimal)."""
         return self.feed(market).set_answer(answer(price), sender=self.admin)
 
-    def params(self, market: int, **changes) -> tuple:
-        p = self.lens.market_params(market)
-        values = {
-            "imr": p.imr,
-            "mmr": p.mmr,
-            "fee_rate": p.fee_rate,
-            "liq_fee": p.liq_fee,
-            "max_oi": p.max_oi,
-            "min_notional": p.min_notional,
-            "funding_rate_max": p.funding_rate_max,
+    def stored_params(self, market: int) -> dict:
+        """The market's parameters as the configurator stored them in the
+        engine (`market_words`): the static imr and the target mmr, without
+        RISK_BIT. For a market flagged with RISK_BIT these are not the rates
+        in force (`lens.market_params`), which may be the volatility rates or
+        a ramp's; for any other market they are the same."""
+        words = self.engine.market_words(market)
+        rates = words[2]
+        return {
+            "imr": rates & MASK63,
+            "mmr": (rates >> 64) & MASK64,
+            "fee_rate": (rates >> 128) & MASK64,
+            "liq_fee": rates >> 192,
+            "max_oi": words[3] & MASK128,
+            "min_notional": words[3] >> 128,
+            "funding_rate_max": words[5] >> 192,
         }
+
+    def params(self, market: int, **changes) -> tuple:
+        """The stored parameters with `changes`, as `set_market_params` takes
+        them (so that "the other parameters unchanged" keeps a ramp's target
+        and a flagged market's static imr)."""
+        values = self.stored_params(market)
         values.update(changes)
         return tuple(values.values())
 
@@ -235,6 +256,12 @@ class Ctx:
                     [self.position(owner, m, sub) for m in markets],
                 )
         return out
+
+
+@pytest.fixture(scope="session")
+def risk(system):
+    """The default system's RiskModel (`system.risk`)."""
+    return system.risk
 
 
 @pytest.fixture(scope="session")

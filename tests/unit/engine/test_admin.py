@@ -20,6 +20,7 @@ FEED = 10**8
 MISSING_ROLE = "access_control: account is missing role"
 DEFAULT_ADMIN_ROLE = b"\x00" * 32
 MASK128 = 2**128 - 1
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 MAX_FUNDING_RATE = 10**18 // 100 // 3600  # 1 % per hour: 2,777,777,777,777 per second
 
 # The default BTC market (margin_engine.config._market)
@@ -49,12 +50,20 @@ def actors(admin, risk_manager, guardian, attacker):
     return {"admin": admin, "risk_manager": risk_manager, "guardian": guardian, "attacker": attacker}
 
 
+def deploy_engine(project, admin, usdc):
+    """A configurator, its RiskModel and an engine naming both, not yet
+    connected (`set_engine` not called): `(engine, configurator, risk)`."""
+    configurator = project.EngineConfigurator.deploy(sender=admin)
+    risk = project.RiskModel.deploy(configurator, sender=admin)
+    engine = project.MarginEngine.deploy(usdc, configurator, risk, sender=admin)
+    return engine, configurator, risk
+
+
 @pytest.fixture
 def fresh_engine(project, admin, usdc):
     """An engine with no market and no vault, `admin` its DEFAULT_ADMIN, and
     its configurator: `(engine, configurator)`."""
-    configurator = project.EngineConfigurator.deploy(sender=admin)
-    engine = project.MarginEngine.deploy(usdc, configurator, sender=admin)
+    engine, configurator, _ = deploy_engine(project, admin, usdc)
     configurator.set_engine(engine, sender=admin)
     return engine, configurator
 
@@ -415,7 +424,7 @@ def test_set_vault__fresh_engine__once_only(fresh_engine, admin, lp, attacker):
     with ape.reverts(MISSING_ROLE):
         configurator.set_vault(attacker, sender=attacker)
     with ape.reverts("configurator: zero address"):
-        configurator.set_vault("0x0000000000000000000000000000000000000000", sender=admin)
+        configurator.set_vault(ZERO_ADDRESS, sender=admin)
 
     receipt = configurator.set_vault(lp, sender=admin)
 
@@ -545,8 +554,8 @@ def test_roles__renounce_only_for_oneself(configurator, engine, guardian, attack
 
 STORE_CALLS = {
     "store_oracle": (BTC, 1, 1),
-    "store_market_params": (BTC, 1, 1, 0, 0),
-    "store_globals": (0, 0, 0, 0),
+    "store_market_params": (BTC, 1, 1, 0),
+    "store_globals": (0, 0, 0, 0, 0),
     "store_vault": ("0x0000000000000000000000000000000000000001",),
     "store_paused": (True,),
 }
@@ -555,17 +564,29 @@ STORE_CALLS = {
 @pytest.mark.parametrize("function", sorted(STORE_CALLS))
 @pytest.mark.parametrize("caller", ["admin", "risk_manager", "guardian", "attacker"])
 def test_store__not_the_configurator__reverts(actors, engine, lens, function, caller):
-    before = [engine.market_words(m) for m in (BTC, ETH)], engine.liquidation_params(), engine.paused()
+    def state():
+        return (
+            [engine.market_words(m) for m in (BTC, ETH)],
+            engine.liquidation_params(),
+            engine.reserve_factor(),
+            engine.vault(),
+            engine.paused(),
+        )
+
+    before = state()
     with ape.reverts("engine: not configurator"):
         getattr(engine, function)(*STORE_CALLS[function], sender=actors[caller])
-    assert ([engine.market_words(m) for m in (BTC, ETH)], engine.liquidation_params(), engine.paused()) == before
+    assert state() == before
 
 
-def test_migrate__admin__hands_the_engine_over_and_the_old_configurator_is_powerless(
-    project, engine, configurator, admin, risk_manager, guardian
+def test_migrate__admin__hands_the_engine_and_the_risk_model_over_and_the_old_configurator_is_powerless(
+    project, engine, configurator, risk, admin, risk_manager, guardian
 ):
+    # BTC uses the risk model (tiers; no open interest, so no ramp): a later
+    # set_tiers of BTC writes to the risk model only.
+    configurator.set_tiers(BTC, [100_000], [200], sender=risk_manager)
     successor = project.EngineConfigurator.deploy(sender=admin)
-    successor.grantRole(successor.GUARDIAN_ROLE(), guardian, sender=admin)
+    assert risk.configurator() == configurator.address
 
     receipt = configurator.migrate(successor, sender=admin)
 
@@ -574,20 +595,76 @@ def test_migrate__admin__hands_the_engine_over_and_the_old_configurator_is_power
         configurator.Migrated(configurator=successor),
     ]
     assert engine.configurator() == successor.address
+    assert risk.configurator() == successor.address
+    assert risk.engine() == engine.address
     with ape.reverts("engine: not configurator"):
         configurator.pause(sender=guardian)
     with ape.reverts("engine: not configurator"):
         configurator.set_reserve_factor(0, sender=risk_manager)
-    successor.set_engine(engine, sender=admin)
+    # the risk model no longer takes the old configurator's writes either
+    with ape.reverts("risk: not the configurator"):
+        configurator.set_tiers(BTC, [200_000], [300], sender=risk_manager)
+    with ape.reverts("risk: not the configurator"):
+        configurator.set_mm_ramp_duration(2 * 86_400, sender=admin)
+
+
+def test_migrate__successor__connects_to_the_engine_and_governs(project, engine, configurator, risk, admin, guardian):
+    successor = project.EngineConfigurator.deploy(sender=admin)
+    successor.grantRole(successor.GUARDIAN_ROLE(), guardian, sender=admin)
+    configurator.migrate(successor, sender=admin)
+
+    receipt = successor.set_engine(engine, sender=admin)
+
+    assert receipt.events == [successor.EngineSet(engine=engine)]
+    assert (successor.engine(), successor.risk_model()) == (engine.address, risk.address)
     successor.pause(sender=guardian)
     assert engine.paused()
+    successor.set_mm_ramp_duration(2 * 86_400, sender=admin)
+    assert risk.ramp_duration() == 2 * 86_400
+
+
+def test_migrate__successor__inherits_the_state_it_reads_from_the_chain(
+    project, engine, configurator, risk, admin, risk_manager
+):
+    # State a successor must not lose: the margin terms, the band, a market's
+    # flag and its MM ramp (all read back from the engine and the risk model).
+    configurator.set_margin_params(WAD // 4, WAD // 10, sender=risk_manager)
+    configurator.set_call_params(WAD // 5, WAD // 4, WAD // 3, sender=risk_manager)
+    configurator.set_tiers(0, [1_000_000], [150], sender=risk_manager)
+    successor = project.EngineConfigurator.deploy(sender=admin)
+    successor.grantRole(successor.RISK_MANAGER_ROLE(), risk_manager, sender=admin)
+    configurator.migrate(successor, sender=admin)
+    successor.set_engine(engine, sender=admin)
+
+    assert successor.margin_params() == (WAD // 4, WAD // 10)
+    assert successor.call_params() == (WAD // 5, WAD // 4, WAD // 3)
+    assert (successor.uses_risk_model(0), successor.uses_risk_model(1)) == (True, False)
+    rates_before = engine.market_words(0)[2]
+    successor.set_reserve_factor(WAD // 3, sender=risk_manager)
+    assert engine.margin_words() == ((WAD // 4) | (WAD // 10) << 128, (WAD // 5) | (WAD // 4) << 64 | (WAD // 3) << 128)
+    # A successor's parameter change on a flagged market keeps the flag.
+    words = engine.market_words(0)
+    fee_rate = (words[2] >> 128) & (2**64 - 1)
+    new = (
+        words[2] & (2**63 - 1),
+        (words[2] >> 64) & (2**64 - 1),
+        fee_rate + 1,
+        words[2] >> 192,
+        words[3] & (2**128 - 1),
+        words[3] >> 128,
+        words[5] >> 192,
+    )
+    successor.set_market_params(0, new, sender=risk_manager)
+    rates_after = engine.market_words(0)[2]
+    assert rates_after & 2**63 and rates_after == rates_before + (1 << 128)
 
 
 @pytest.mark.parametrize("caller", ["risk_manager", "guardian", "attacker"])
-def test_migrate__not_admin__reverts(actors, engine, configurator, caller):
+def test_migrate__not_admin__reverts(actors, engine, configurator, risk, caller):
     with ape.reverts(MISSING_ROLE):
         configurator.migrate(actors[caller], sender=actors[caller])
     assert engine.configurator() == configurator.address
+    assert risk.configurator() == configurator.address
 
 
 @pytest.mark.parametrize("caller", ["admin", "risk_manager", "attacker"])
@@ -597,31 +674,71 @@ def test_set_configurator__only_the_current_configurator(actors, engine, configu
     assert engine.configurator() == configurator.address
 
 
-def test_migrate__zero_address__reverts(engine, configurator, admin):
+def test_migrate__zero_address__reverts(engine, configurator, risk, admin):
     with ape.reverts("engine: zero address"):
-        configurator.migrate("0x0000000000000000000000000000000000000000", sender=admin)
+        configurator.migrate(ZERO_ADDRESS, sender=admin)
     assert engine.configurator() == configurator.address
+    assert risk.configurator() == configurator.address
 
 
 def test_set_engine__once_only_and_only_an_engine_that_names_this_configurator(
-    project, engine, configurator, admin, attacker, usdc
+    project, engine, configurator, risk, admin, attacker, usdc
 ):
     assert configurator.engine() == engine.address
+    assert configurator.risk_model() == risk.address == engine.RISK_MODEL()
     with ape.reverts("configurator: engine set"):
         configurator.set_engine(engine, sender=admin)
 
-    fresh = project.EngineConfigurator.deploy(sender=admin)
+    other, fresh, fresh_risk = deploy_engine(project, admin, usdc)
     with ape.reverts(MISSING_ROLE):
-        fresh.set_engine(engine, sender=attacker)
+        fresh.set_engine(other, sender=attacker)
     with ape.reverts("configurator: zero address"):
-        fresh.set_engine("0x0000000000000000000000000000000000000000", sender=admin)
+        fresh.set_engine(ZERO_ADDRESS, sender=admin)
     # `engine` names `configurator`, not `fresh`
     with ape.reverts("configurator: not the engine's"):
         fresh.set_engine(engine, sender=admin)
-    other = project.MarginEngine.deploy(usdc, fresh, sender=admin)
+    assert (fresh_risk.engine(), fresh_risk.ramp_duration()) == (ZERO_ADDRESS, 0)
+
     receipt = fresh.set_engine(other, sender=admin)
+
     assert receipt.events == [fresh.EngineSet(engine=other)]
     assert fresh.engine() == other.address
+    # the engine's risk model is wired too: its engine, and the ramp duration
+    assert fresh.risk_model() == fresh_risk.address == other.RISK_MODEL()
+    assert fresh_risk.engine() == other.address
+    assert fresh_risk.ramp_duration() == fresh.mm_ramp_duration() == 86_400
+
+
+def test_set_engine__risk_model_of_another_configurator__reverts(project, admin, usdc, attacker):
+    fresh = project.EngineConfigurator.deploy(sender=admin)
+    foreign_risk = project.RiskModel.deploy(attacker, sender=admin)
+    other = project.MarginEngine.deploy(usdc, fresh, foreign_risk, sender=admin)
+
+    with ape.reverts("risk: not the configurator"):
+        fresh.set_engine(other, sender=admin)
+
+    assert fresh.engine() == ZERO_ADDRESS
+    assert foreign_risk.engine() == ZERO_ADDRESS
+
+
+def test_set_engine__deployed_system__risk_model_wired(engine, configurator, risk):
+    assert engine.RISK_MODEL() == risk.address
+    assert (risk.engine(), risk.configurator()) == (engine.address, configurator.address)
+    assert risk.ramp_duration() == configurator.mm_ramp_duration() == 86_400
+
+
+def test_risk_set_engine__once_only_and_by_its_configurator_only(project, engine, admin, attacker):
+    # a RiskModel whose configurator is an account, so that it can call set_engine twice
+    risk = project.RiskModel.deploy(admin, sender=admin)
+    with ape.reverts("risk: not the configurator"):
+        risk.set_engine(engine, sender=attacker)
+
+    risk.set_engine(engine, sender=admin)
+
+    assert risk.engine() == engine.address
+    with ape.reverts("risk: engine set"):
+        risk.set_engine(attacker, sender=admin)
+    assert risk.engine() == engine.address
 
 
 def test_configurator__bounds_and_roles(configurator, engine, admin, operator):
@@ -634,9 +751,14 @@ def test_configurator__bounds_and_roles(configurator, engine, admin, operator):
     assert engine.reserve_factor() == 0
 
 
-def test_engine__zero_configurator__reverts(project, admin, usdc):
+def test_engine__zero_configurator_or_risk_model__reverts(project, configurator, risk, admin, usdc):
     with ape.reverts("engine: zero address"):
-        project.MarginEngine.deploy(usdc, "0x0000000000000000000000000000000000000000", sender=admin)
+        project.MarginEngine.deploy(usdc, ZERO_ADDRESS, risk, sender=admin)
+    with ape.reverts("engine: zero address"):
+        project.MarginEngine.deploy(usdc, configurator, ZERO_ADDRESS, sender=admin)
+    # the same arguments with both addresses set deploy
+    other = project.MarginEngine.deploy(usdc, configurator, risk, sender=admin)
+    assert (other.configurator(), other.RISK_MODEL()) == (configurator.address, risk.address)
 
 
 def test_set_reserve_factor__keeps_the_liquidation_params_and_vice_versa(engine, configurator, risk_manager):

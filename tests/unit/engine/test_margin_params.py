@@ -23,29 +23,57 @@ def set_margin(ctx, haircut: int, ratio: int):
     return ctx.configurator.set_margin_params(haircut, ratio, sender=ctx.risk_manager)
 
 
-def test_set_margin_params__stored_logged_and_kept_by_the_other_setters(ctx):
-    receipt = set_margin(ctx, WAD // 4, WAD * 15 // 100)
+def margin_params(ctx) -> tuple[int, int]:
+    """The terms as the configurator keeps them; the lens reads the same."""
+    stored = tuple(ctx.configurator.margin_params())
+    assert tuple(ctx.lens.margin_params()) == stored
+    return stored
 
-    assert receipt.events == [ctx.configurator.MarginParamsSet(upnl_haircut=WAD // 4, transfer_margin_ratio=WAD * 15 // 100)]
-    assert ctx.engine.margin_params() == (WAD // 4, WAD * 15 // 100)
+
+def test_set_margin_params__stored_logged_and_kept_by_the_other_setters(ctx, trader):
+    # An account whose equity_init shows the haircut the engine applies.
+    ctx.fund(trader, ctx.tok("6060"))
+    ctx.trade(trader, BTC, WAD)
+    ctx.set_price(BTC, 64_000)  # upnl +4,000: E 10,000
+    assert ctx.engine.account(trader, 0).equity_init == 10_000 * WAD
+
+    receipt = set_margin(ctx, WAD // 4, WAD * 12 // 100)
+
+    assert receipt.events == [ctx.configurator.MarginParamsSet(upnl_haircut=WAD // 4, transfer_margin_ratio=WAD * 12 // 100)]
+    assert margin_params(ctx) == (WAD // 4, WAD * 12 // 100)
+    assert ctx.engine.account(trader, 0).equity_init == 9_000 * WAD  # 10,000 - 4,000 / 4
     liq = tuple(ctx.engine.liquidation_params())
     ctx.configurator.set_reserve_factor(WAD // 3, sender=ctx.risk_manager)
     ctx.configurator.set_liquidation_params(liq, sender=ctx.risk_manager)
-    assert ctx.engine.margin_params() == (WAD // 4, WAD * 15 // 100)
+    ctx.configurator.set_call_params(WAD // 10, WAD // 4, WAD // 4, sender=ctx.risk_manager)
+    assert margin_params(ctx) == (WAD // 4, WAD * 12 // 100)
     assert ctx.engine.reserve_factor() == WAD // 3
+    # the engine's copy is kept too: the haircut still applies...
+    assert ctx.engine.account(trader, 0).equity_init == 9_000 * WAD
+    # ...and so does the transfer margin ratio: E_init 9,000 - 12 % x 64,000
+    # (7,680, above IM 6,400) = 1,320 tokens may leave, not one unit more
+    with ape.reverts("engine: unhealthy"):
+        ctx.engine.withdraw(0, ctx.token, ctx.tok("1320") + 1, sender=trader)
+    ctx.engine.withdraw(0, ctx.token, ctx.tok("1320"), sender=trader)
 
 
 @pytest.mark.parametrize("haircut, ratio", [(WAD + 1, 0), (0, WAD + 1)])
 def test_set_margin_params__above_one__reverts(ctx, haircut, ratio):
     with ape.reverts("configurator: bad params"):
         set_margin(ctx, haircut, ratio)
-    assert ctx.engine.margin_params() == (0, 0)
+    assert margin_params(ctx) == (0, 0)
+
+
+def test_set_margin_params__one__accepted(ctx):
+    set_margin(ctx, WAD, WAD)
+    assert margin_params(ctx) == (WAD, WAD)
 
 
 def test_set_margin_params__not_risk_manager__reverts(ctx, trader):
     for who in (ctx.admin, ctx.guardian, trader):
         with ape.reverts(MISSING_ROLE):
-            ctx.configurator.set_margin_params(0, 0, sender=who)
+            ctx.configurator.set_margin_params(WAD // 2, 0, sender=who)
+    assert margin_params(ctx) == (0, 0)
 
 
 def test_haircut__profit_counts_partly_toward_im_not_toward_mm(ctx, trader):

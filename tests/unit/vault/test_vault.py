@@ -413,9 +413,9 @@ def test_engine_vault_entry_points__not_the_vault__revert(engine, usdc, lp, atta
     usdc.mint(account, 10 * USDC, sender=account)
     usdc.approve(engine, 10 * USDC, sender=account)
     with ape.reverts("engine: not vault"):
-        engine.vault_deposit(10 * USDC, sender=account)
+        engine.vault_transfer(account, 10 * USDC, sender=account)
     with ape.reverts("engine: not vault"):
-        engine.vault_withdraw(account, 10 * USDC, sender=account)
+        engine.vault_transfer(account, -10 * USDC, sender=account)
     assert engine.vault_assets() == 1_000_000 * USDC
 
 
