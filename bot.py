@@ -9,8 +9,11 @@ Run it from the repository root against any node, e.g. anvil::
 writes. Every new block (and every oracle update of a listed feed) runs one
 round of :class:`margin_engine.runner.LiquidatorBot`: read all accounts with
 open positions in batch lens calls at one block, value them with the
-reference model, liquidate the profitable ones after a dry run on the latest
-state, accrue funding where it is due. ``PositionModified`` logs add
+reference model (with the engine's own valuation and liquidation quotes in
+markets that use the risk model), liquidate the profitable ones and
+margin-call the accounts in the band whose fee beats the gas, each after a
+dry run on the latest state, sample the volatility of markets no trade has
+sampled this epoch, accrue funding where it is due. ``PositionModified`` logs add
 candidate accounts (kept reorg-safe by the account book). Transactions use
 ``bot.nonce``. The app stops itself (``CircuitBreaker``) after
 ``MARGIN_ENGINE_MAX_FAILURES`` consecutive failed transactions.
@@ -19,6 +22,9 @@ Settings (environment): ``MARGIN_ENGINE_MIN_PROFIT`` (USD, default 0),
 ``MARGIN_ENGINE_GAS_PER_LIQUIDATION`` (default 250000),
 ``MARGIN_ENGINE_FUNDING_MAX_AGE`` (seconds, default 3600, 0 = never),
 ``MARGIN_ENGINE_CLOSE_BANKRUPT`` (1 = also close accounts that pay no reward),
+``MARGIN_ENGINE_MARGIN_CALLS`` (default 1; 0 = no margin calls),
+``MARGIN_ENGINE_GAS_PER_MARGIN_CALL`` (default 250000),
+``MARGIN_ENGINE_VOLATILITY_UPDATES`` (default 1; 0 = never sample volatility),
 ``MARGIN_ENGINE_MAX_FAILURES`` (default 3). Use a fresh
 ``SILVERBACK_BOT_NAME`` per chain: Silverback keeps its state (the last
 nonce among it) under ``.silverback-sessions/<name>/``.
@@ -54,6 +60,9 @@ settings = BotSettings(
     min_profit_usd_wad=int(float(os.environ.get("MARGIN_ENGINE_MIN_PROFIT", "0")) * WAD),
     funding_max_age=int(os.environ.get("MARGIN_ENGINE_FUNDING_MAX_AGE", "3600")) or None,
     close_bankrupt=os.environ.get("MARGIN_ENGINE_CLOSE_BANKRUPT", "0") == "1",
+    margin_calls=os.environ.get("MARGIN_ENGINE_MARGIN_CALLS", "1") == "1",
+    gas_per_margin_call=int(os.environ.get("MARGIN_ENGINE_GAS_PER_MARGIN_CALL", BotSettings.gas_per_margin_call)),
+    volatility_updates=os.environ.get("MARGIN_ENGINE_VOLATILITY_UPDATES", "1") == "1",
     max_failures=int(os.environ.get("MARGIN_ENGINE_MAX_FAILURES", BotSettings.max_failures)),
 )
 # Handlers run in a thread pool: one round at a time (a busy round skips a trigger).
@@ -67,6 +76,8 @@ def startup(startup_state: StateSnapshot):
     runner = LiquidatorBot(engine, lens, bot.signer, settings, log=logger.info)
     bot.state.rounds = 0
     bot.state.liquidations = 0
+    bot.state.margin_calls = 0
+    bot.state.volatility_samples = 0
     logger.info(f"liquidator {bot.signer.address} watching engine {engine.address} ({startup_state!r})")
 
 
@@ -82,14 +93,19 @@ def _round(trigger: str) -> dict:
         _round_lock.release()
     bot.state.rounds += 1
     bot.state.liquidations += len(report.liquidated)
+    bot.state.margin_calls += len(report.margin_calls)
+    bot.state.volatility_samples += len(report.volatility_sampled)
     snap = report.snapshot
     logger.info(
         f"{trigger}: block {snap.block}, {len(snap.assessments)} accounts in {snap.seconds:.2f}s "
-        f"({snap.rpc_calls} calls), {len(report.liquidated)} liquidated"
+        f"({snap.rpc_calls} calls), {len(report.liquidated)} liquidated, "
+        f"{len(report.margin_calls)} margin calls, {len(report.volatility_sampled)} volatility samples"
     )
     return {
         "accounts": len(snap.assessments),
         "liquidated": len(report.liquidated),
+        "margin_calls": len(report.margin_calls),
+        "volatility_samples": len(report.volatility_sampled),
         "scan_seconds": snap.seconds,
     }
 
@@ -121,4 +137,7 @@ for _index, _feed in enumerate(feeds):
 
 @bot.on_shutdown()
 def shutdown():
-    logger.info(f"stopped after {bot.state.rounds} rounds, {bot.state.liquidations} liquidations")
+    logger.info(
+        f"stopped after {bot.state.rounds} rounds, {bot.state.liquidations} liquidations, "
+        f"{bot.state.margin_calls} margin calls, {bot.state.volatility_samples} volatility samples"
+    )

@@ -15,14 +15,32 @@ Flow of one round (all reads in one block, at timestamp ``now``)::
     book.apply_scan(pages, block)                # now and then: pages of
                                                  # lens.active_accounts over page_ranges(total)
     markets  = markets_from_lens(lens.markets())
+    markets  = mark_risk(markets, flagged, volatility)   # engine.market_words(m), risk.volatility(m)
     accounts = accounts_from_lens(lens.accounts(book.keys))
     found    = [assess(a, markets, scale, now) for a in accounts]
-    plans    = plan(found, markets, liq_params, scale, gas_price, gas, native_usd)
-    for p in plans: engine.liquidate(p.owner, p.sub, p.market, p.max_size)
+    quotes   = {k: quote_from_lens(*k, size, lens.quote_liquidation(*k))
+                for k in lens_quote_keys(found, markets)}
+    r        = evaluate(found, markets, liq_params, scale, gas_price, gas, native_usd,
+                        lens_quotes=quotes, call_params=call_params)  # margin_words_from_tuple(engine.margin_words())
+    for p in r.plans: engine.liquidate(p.owner, p.sub, p.market, p.max_size)
+    for c in r.calls: engine.margin_call(c.owner, c.sub, c.market, c.max_size)
+    for m in volatility_due(markets, now): risk.update_volatility(m)
     for m in funding_due(markets, now, max_age): engine.accrue_funding(m)
 
-``evaluate`` is ``plan`` with the reason each other account was skipped;
-``FailureTracker`` tells the loop when to stop sending transactions.
+``evaluate`` gives the reason each other account was skipped; ``plan`` is
+its liquidations alone. ``FailureTracker`` tells the loop when to stop
+sending transactions.
+
+Markets that use the risk model (``RISK_BIT``, docs/risk-model.md 10): the
+lens's ``markets()`` gives their base rates in force, but not their size
+tiers, so the model cannot value a position there. The app marks such
+markets ``flagged`` (``mark_risk``); an account holding one is
+assessed with the engine's own ``account()`` state from the lens snapshot
+(the model still checks its equity), and its liquidations in flagged markets
+are the lens's ``quote_liquidation`` read at the same block
+(``quote_from_lens``, passed to ``evaluate`` as ``lens_quotes``). Positions
+in unflagged markets are quoted by the model as before (exact: a quote
+needs only the account's state and that market's static rates).
 
 Units follow the model: WAD (``10**18``) fixed point for prices and USD,
 settlement-token units for balances, penalties and rewards,
@@ -32,18 +50,24 @@ settlement-token units for balances, penalties and rewards,
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
 from margin_engine import model
-from margin_engine.model import BANKRUPT, LIQUIDATABLE, STATUS_NAMES, WAD
+from margin_engine.model import BANKRUPT, LIQUIDATABLE, MARGIN_CALL, STATUS_NAMES, WAD
 
 PAGE_SIZE: int = 200
 """Most accounts one lens call returns (``DynArray[AccountSnapshot, 200]``)."""
 
 Key = tuple[str, int]
 """An account: ``(owner, sub)``."""
+
+QuoteKey = tuple[str, int, int]
+"""A position: ``(owner, sub, market)``."""
+
+RISK_BIT: int = model.RISK_BIT
+"""Bit 63 of the engine's rates word (``market_words(m)[2]``): the market uses the risk model."""
 
 _LIQUIDATABLE = (LIQUIDATABLE, BANKRUPT)
 
@@ -64,6 +88,36 @@ class MarketView(model.Market):
 
     market_id: int = 0
     price_ok: bool = True
+    flagged: bool = False
+    """``RISK_BIT`` is set: requirements come from the RiskModel (tiers,
+    volatility, MM ramps). ``params`` hold the base rates in force (the
+    lens's): requirements from them are exact only without tiers, and the
+    engine sizes a flagged market's liquidation with the position's average
+    MM rate (``mm(n) * WAD // n``, a few wei above the base rate even
+    without tiers), so the bot trusts the engine's state and the lens's
+    quotes for positions here. Not the model's own ``risk`` flag, which
+    would need the tier schedule and the volatility word the lens snapshot
+    does not carry."""
+    volatility: bool = False
+    """The market has a volatility margin (``risk.volatility(m)`` variance non-zero)."""
+    next_sample_time: int | None = None
+    """``risk.volatility(m)[3]``: the first timestamp at which a sample counts
+    again (the start of the epoch after the last sample); None when not read."""
+
+
+def sample_due(market: model.Market | None, now: int) -> bool:
+    """A volatility sample is due in ``market`` at ``now``: a transaction that
+    touches it samples before it values anything (IM moves at once, a lower MM
+    too), so a quote read before may be off."""
+    if market is None or not getattr(market, "volatility", False):
+        return False
+    next_time = getattr(market, "next_sample_time", None)
+    return next_time is not None and next_time <= now
+
+
+def is_flagged(market: model.Market | None) -> bool:
+    """The market uses the risk model (a ``MarketView`` marked ``flagged``)."""
+    return bool(getattr(market, "flagged", False))
 
 
 @dataclass
@@ -96,6 +150,12 @@ class Assessment:
     market is unknown): such an account is never acted on. ``mismatch`` is
     True when both the model and the engine answered and their statuses
     differ in the same block: the quotes cannot be trusted then.
+
+    ``source`` says where ``state`` comes from: ``"model"`` (the reference
+    model, checked against the engine's status) or ``"engine"`` (the
+    engine's ``account()`` from the lens snapshot, for an account with a
+    position in a flagged market; ``mismatch`` then means the model's
+    equity differs from the engine's).
     """
 
     account: AccountView
@@ -105,6 +165,9 @@ class Assessment:
     engine_status: int | None
     mismatch: bool
     unknown_reason: str | None = None
+    source: str = "model"
+    flagged: tuple[int, ...] = ()
+    """Markets of the account's positions that are flagged (sorted)."""
 
     @property
     def key(self) -> Key:
@@ -112,7 +175,7 @@ class Assessment:
 
     @property
     def liquidatable(self) -> bool:
-        """The model says LIQUIDATABLE or BANKRUPT."""
+        """The status is LIQUIDATABLE or BANKRUPT."""
         return self.status in _LIQUIDATABLE
 
     def log_fields(self) -> dict[str, Any]:
@@ -126,6 +189,7 @@ class Assessment:
             "status": None if self.status is None else STATUS_NAMES[self.status],
             "engine_status": None if self.engine_status is None else STATUS_NAMES.get(self.engine_status),
             "mismatch": self.mismatch,
+            "source": self.source,
             "equity": None if model_state is None else model_state.equity_maint,
             "mm_required": None if model_state is None else model_state.mm_required,
             "engine_equity": None if engine_state is None else engine_state.equity_maint,
@@ -177,6 +241,62 @@ class LiquidationPlan:
     reward_usd: int
     gas_cost_usd: int
     profit_usd: int
+    samples: bool = False
+    """The market's volatility sample is due: the liquidation samples first,
+    and a lower MM applying at once makes it close less than quoted."""
+
+
+@dataclass(frozen=True)
+class CallParams:
+    """The margin-call band (WAD; ``configurator.call_params()``, or decoded
+    from ``engine.margin_words()``): accounts with ``equity < mm * (1 +
+    buffer)`` that are not liquidatable may be reduced by ``fraction`` of a
+    position per call for ``liq_fee * fee_share`` of the closed notional.
+    ``buffer == 0``: the band is off."""
+
+    buffer: int
+    fee_share: int
+    fraction: int
+
+    @property
+    def on(self) -> bool:
+        return self.buffer > 0
+
+
+@dataclass(frozen=True)
+class CallQuote:
+    """What ``margin_call(owner, sub, market, |size|)`` would do in this block:
+    ``size`` closed at ``price`` for ``fee`` settlement-token units, credited
+    in full to the caller's sub-account 0 (the ``MarginCall`` event's fields)."""
+
+    owner: str
+    sub: int
+    market: int
+    position_size: int  # signed size before the call
+    size: int
+    price: int
+    fee: int
+
+
+@dataclass(frozen=True)
+class MarginCallPlan:
+    """One margin call to send: ``engine.margin_call(owner, sub, market, max_size)``.
+
+    ``max_size`` is the whole position (the engine closes at most
+    ``call_fraction`` of it, or all of it when the rest would be dust).
+    ``samples``: the market's volatility sample is due, so the call samples
+    first and the band may have moved (the dry run catches a revert).
+    """
+
+    owner: str
+    sub: int
+    market: int
+    max_size: int
+    quote: CallQuote
+    fee_usd: int
+    gas_cost_usd: int
+    profit_usd: int
+    samples: bool = False
 
 
 class SkipReason(str, Enum):
@@ -185,12 +305,13 @@ class SkipReason(str, Enum):
     ENGINE_VIEW_FAILED = "engine view failed"  # lens ok == False
     PRICE_INVALID = "price invalid"  # a needed price is invalid: status unknown
     MISMATCH = "model and engine disagree"
-    NOT_LIQUIDATABLE = "not liquidatable"  # HEALTHY or MARGIN_CALL
+    NOT_LIQUIDATABLE = "not liquidatable"  # HEALTHY, or MARGIN_CALL outside the band (or calls off)
     NO_POSITIONS = "no positions"
-    QUOTE_FAILED = "quote failed"  # the model refused (e.g. liq_fee >= mmr x (1 + buffer))
+    QUOTE_FAILED = "quote failed"  # the model refused (e.g. liq_fee >= mmr x (1 + buffer)), or no lens quote
     ZERO_QUOTE = "zero quote"  # nothing would be closed
-    UNPROFITABLE = "unprofitable"  # reward below gas cost or the minimum profit
+    UNPROFITABLE = "unprofitable"  # reward (or margin-call fee) below gas cost or the minimum profit
     ROUND_LIMIT = "round limit"  # profitable, but beyond max_per_round
+    CALL_DUST = "margin call dust"  # in the band, but every position's call would revert on the dust rule
 
 
 @dataclass(frozen=True)
@@ -205,10 +326,12 @@ class Skipped:
 
 @dataclass(frozen=True)
 class Round:
-    """Decisions of one round: the plans, best first, and every skipped account."""
+    """Decisions of one round: the liquidations and the margin calls, each best
+    first, and every skipped account."""
 
     plans: list[LiquidationPlan]
     skipped: list[Skipped]
+    calls: list[MarginCallPlan] = field(default_factory=list)
 
     def skip_reason(self, owner: str, sub: int) -> SkipReason | None:
         """The reason ``(owner, sub)`` was skipped, or None."""
@@ -284,6 +407,76 @@ def markets_from_lens(snapshots: Iterable[Any]) -> dict[int, model.Market]:
     return markets
 
 
+def market_words_flagged(words: Any) -> bool:
+    """``engine.market_words(m)`` (six words) -> whether ``RISK_BIT`` is set in the rates word."""
+    return int(words[2]) & RISK_BIT != 0
+
+
+def volatility_from_tuple(obj: Any) -> tuple[bool, int]:
+    """``risk.volatility(m)`` -> ``(volatility on, next sample time)``: the
+    variance (field 0) is non-zero exactly while the market has a volatility
+    margin; field 3 is the next sample time."""
+    return int(obj[0]) != 0, int(obj[3])
+
+
+def call_params_from_tuple(obj: Any) -> CallParams:
+    """``configurator.call_params()`` -> ``(call_buffer, fee_share, fraction)``."""
+    return CallParams(buffer=int(obj[0]), fee_share=int(obj[1]), fraction=int(obj[2]))
+
+
+def margin_words_from_tuple(obj: Any) -> tuple[int, CallParams]:
+    """``engine.margin_words()`` -> ``(upnl haircut, call params)``: the words
+    ``haircut | transfer ratio << 128`` and ``call buffer | fee share << 64 |
+    fraction << 128`` (WAD fields), decoded like the configurator's
+    ``margin_params()`` and ``call_params()``."""
+    margin, call = int(obj[0]), int(obj[1])
+    mask64 = 2**64 - 1
+    return margin & (2**128 - 1), CallParams(call & mask64, (call >> 64) & mask64, call >> 128)
+
+
+def mark_risk(
+    markets: Mapping[int, model.Market],
+    flagged: Iterable[int],
+    volatility: Mapping[int, tuple[bool, int]] | None = None,
+) -> dict[int, model.Market]:
+    """``markets`` with the markets in ``flagged`` marked (``MarketView.flagged``)
+    and, from ``volatility`` (``{market: volatility_from_tuple(...)}``), their
+    volatility flag and next sample time. Other markets are unchanged; plain
+    ``model.Market`` s are converted to ``MarketView`` when marked."""
+    marked = set(flagged)
+    vol = dict(volatility or {})
+    out: dict[int, model.Market] = {}
+    for market_id, market in markets.items():
+        if market_id not in marked and market_id not in vol:
+            out[market_id] = market
+            continue
+        if not isinstance(market, MarketView):
+            market = MarketView(**{f: getattr(market, f) for f in model.Market.__dataclass_fields__}, market_id=market_id)
+        changes: dict[str, Any] = {"flagged": market_id in marked or is_flagged(market)}
+        if market_id in vol:
+            changes["volatility"], changes["next_sample_time"] = vol[market_id]
+        out[market_id] = replace(market, **changes)
+    return out
+
+
+def quote_from_lens(owner: str, sub: int, market_id: int, position_size: int, obj: Any) -> Quote:
+    """A lens ``LiquidationQuote`` (``quote_liquidation(owner, sub, market)``)
+    as a ``Quote``; size 0 when the lens says the account is not liquidatable."""
+    liquidatable = bool(_get(obj, "liquidatable", 0))
+    size = int(_get(obj, "size", 1)) if liquidatable else 0
+    return Quote(
+        owner=_owner(owner),
+        sub=int(sub),
+        market=int(market_id),
+        position_size=int(position_size),
+        size=size,
+        price=int(_get(obj, "price", 2)),
+        penalty=int(_get(obj, "penalty", 3)) if liquidatable else 0,
+        reward=int(_get(obj, "reward", 4)) if liquidatable else 0,
+        insurance_share=int(_get(obj, "insurance_share", 5)) if liquidatable else 0,
+    )
+
+
 def engine_state_from_lens(obj: Any) -> tuple[model.AccountState, bool]:
     """A lens ``AccountState`` -> ``(model.AccountState, prices_ok)``."""
     state = model.AccountState(
@@ -338,17 +531,26 @@ def price_ok(market: model.Market) -> bool:
 def assess(
     account: AccountView, markets: Mapping[int, model.Market], scale: int, now: int, upnl_haircut: int = 0
 ) -> Assessment:
-    """Value ``account`` with the reference model at block time ``now``.
+    """Value ``account`` at block time ``now``.
 
-    ``upnl_haircut`` is the engine's ``margin_params()[0]``: the share of
-    positive unrealised PnL left out of ``equity_init`` (it moves HEALTHY /
-    MARGIN_CALL only, never liquidatability).
+    ``upnl_haircut`` is the configurator's ``margin_params()[0]`` (the low
+    half of ``engine.margin_words()[0]``): the share of positive unrealised
+    PnL left out of ``equity_init`` (it moves HEALTHY / MARGIN_CALL only,
+    never liquidatability).
 
     Each market's funding index is brought forward to ``now`` (as the
     engine's views do), so ``markets`` are the lens's stored values. The
-    engine's reported status is kept for the consistency check. The status
-    is unknown (None) when a market the account needs is missing or its
-    price invalid, or when the engine itself flags an invalid price.
+    status is unknown (None) when a market the account needs is missing or
+    its price invalid, or when the engine itself flags an invalid price.
+
+    Without flagged markets the state is the reference model's and the
+    engine's reported status is kept for the consistency check. With a
+    position in a flagged market (tiers make its requirement non-linear and
+    the lens snapshot does not carry them) the state is the engine's
+    ``account()`` answer of the same block (``source == "engine"``); the
+    model still values the equity, which must agree to the wei
+    (``mismatch`` otherwise). A failed engine view leaves such an account
+    unknown.
     """
     engine_status = None
     if account.ok and account.engine_state is not None and account.engine_prices_ok:
@@ -362,9 +564,19 @@ def assess(
     if account.ok and not account.engine_prices_ok:
         return Assessment(account, now, None, None, None, False, "engine reports an invalid price")
 
+    flagged = tuple(m for m in sorted(account.positions) if is_flagged(markets[m]))
     state = model.account_state(account.balance, account.positions, markets, scale, now, upnl_haircut)
-    mismatch = engine_status is not None and engine_status != state.status
-    return Assessment(account, now, state, state.status, engine_status, mismatch)
+    if not flagged:
+        mismatch = engine_status is not None and engine_status != state.status
+        return Assessment(account, now, state, state.status, engine_status, mismatch)
+
+    engine_state = account.engine_state
+    if not account.ok or engine_state is None:
+        reason = f"engine view failed; flagged markets {list(flagged)} need it"
+        return Assessment(account, now, None, None, None, False, reason, "engine", flagged)
+    # Equity does not depend on the requirements: the model's must be the engine's.
+    mismatch = state.equity_maint != engine_state.equity_maint
+    return Assessment(account, now, engine_state, engine_state.status, engine_status, mismatch, None, "engine", flagged)
 
 
 def quote_position(
@@ -385,6 +597,11 @@ def quote_position(
     them), the penalty is ``capped_penalty(penalty_tokens(q, ...))`` and the
     reward ``reward_split``. ``max_size`` defaults to the whole position.
     May raise ``ModelRevert("engine: dust")`` for a ``max_size`` below it.
+
+    Exact for a market that is not flagged (``state`` may be the engine's:
+    the size needs only the account's state and this market's static
+    ``mmr``); a flagged market sizes with its average MM rate, which needs
+    the tiers: use ``lens.quote_liquidation`` (``quote_from_lens``).
     """
     if max_size is None:
         max_size = abs(position.size)
@@ -405,23 +622,108 @@ def quote_position(
     )
 
 
+class MissingQuote(LookupError):
+    """A position in a flagged market has no lens quote."""
+
+
 def quote(
     assessment: Assessment,
     markets: Mapping[int, model.Market],
     liq_params: model.LiquidationParams,
     scale: int,
+    lens_quotes: Mapping[QuoteKey, Quote] | None = None,
 ) -> list[Quote]:
-    """One ``Quote`` per open position, by market id; [] unless the model
-    says LIQUIDATABLE or BANKRUPT. Raises ``AssertionError`` when the model
-    cannot size a liquidation (``liq_fee >= mmr x (1 + buffer)``)."""
+    """One ``Quote`` per open position, by market id; [] unless the status is
+    LIQUIDATABLE or BANKRUPT.
+
+    Positions in flagged markets take their quote from ``lens_quotes``
+    (``{(owner, sub, market): quote_from_lens(...)}``, read at the
+    assessment's block); ``MissingQuote`` when one is absent. The others are
+    the model's (``quote_position``). Raises ``AssertionError`` when the
+    model cannot size a liquidation (``liq_fee >= mmr x (1 + buffer)``).
+    """
     state = assessment.state
     if state is None or not assessment.liquidatable:
         return []
     account = assessment.account
-    return [
-        quote_position(account.owner, account.sub, m, state, pos, markets[m], liq_params, scale)
-        for m, pos in sorted(account.positions.items())
-    ]
+    found = lens_quotes or {}
+    quotes = []
+    for m, pos in sorted(account.positions.items()):
+        if is_flagged(markets[m]):
+            key = (account.owner, account.sub, m)
+            if key not in found:
+                raise MissingQuote(f"no lens quote for market {m}")
+            quotes.append(found[key])
+        else:
+            quotes.append(quote_position(account.owner, account.sub, m, state, pos, markets[m], liq_params, scale))
+    return quotes
+
+
+def lens_quote_keys(assessments: Iterable[Assessment], markets: Mapping[int, model.Market]) -> list[QuoteKey]:
+    """The ``(owner, sub, market)`` to read with ``lens.quote_liquidation``: each
+    position in a flagged market of an account assessed LIQUIDATABLE or
+    BANKRUPT (not mismatched). One ``eth_call`` each, at the scan block."""
+    keys = []
+    for a in assessments:
+        if a.liquidatable and not a.mismatch and a.account.ok:
+            keys += [(a.account.owner, a.account.sub, m) for m in sorted(a.account.positions) if is_flagged(markets[m])]
+    return keys
+
+
+def quote_margin_call(
+    owner: str,
+    sub: int,
+    market_id: int,
+    state: model.AccountState,
+    position: model.Position,
+    market: model.Market,
+    call_params: CallParams,
+    scale: int,
+    max_size: int | None = None,
+) -> CallQuote:
+    """The engine's ``margin_call`` of one position (docs/risk-model.md 11),
+    from the state before it: ``q = margin_call_size(...)`` at the oracle price,
+    the fee ``call_fee_tokens`` capped like a penalty by the equity before the
+    call. Exact in every market (neither depends on the requirements; the
+    band does, through ``state``). Raises ``ModelRevert("engine: dust")``."""
+    if max_size is None:
+        max_size = abs(position.size)
+    params = market.params
+    q = model.margin_call_size(position.size, market.price, params.min_notional, call_params.fraction, max_size)
+    raw = model.call_fee_tokens(q, market.price, params.liq_fee, call_params.fee_share, scale)
+    fee = model.capped_penalty(raw, state.equity_maint, scale)
+    return CallQuote(
+        owner=owner, sub=sub, market=market_id, position_size=position.size, size=q, price=market.price, fee=fee
+    )
+
+
+def in_band(assessment: Assessment, call_params: CallParams | None) -> bool:
+    """The account is in the margin-call band (its status MARGIN_CALL and its
+    equity below ``mm * (1 + buffer)``); never with the band off."""
+    state = assessment.state
+    if call_params is None or not call_params.on or state is None or assessment.status != MARGIN_CALL:
+        return False
+    return model.in_call_band(state, call_params.buffer)
+
+
+def call_quotes(
+    assessment: Assessment, markets: Mapping[int, model.Market], call_params: CallParams | None, scale: int
+) -> list[CallQuote]:
+    """One ``CallQuote`` per position that a margin call may reduce (dust
+    positions left out), by market id; [] outside the band."""
+    if not in_band(assessment, call_params):
+        return []
+    assert assessment.state is not None and call_params is not None
+    account = assessment.account
+    quotes = []
+    for m, pos in sorted(account.positions.items()):
+        try:
+            quotes.append(
+                quote_margin_call(account.owner, account.sub, m, assessment.state, pos, markets[m], call_params, scale)
+            )
+        except model.ModelRevert:
+            continue
+    return quotes
 
 
 # --------------------------------------------------------------------------
@@ -444,6 +746,11 @@ def _best_quote(quotes: Sequence[Quote]) -> Quote:
     return max(quotes, key=lambda q: (q.reward, q.size, -q.market))
 
 
+def _best_call(quotes: Sequence[CallQuote]) -> CallQuote:
+    """Highest fee; ties: larger size, then lower market id (as ``_best_quote``)."""
+    return max(quotes, key=lambda q: (q.fee, q.size, -q.market))
+
+
 def evaluate(
     assessments: Iterable[Assessment],
     markets: Mapping[int, model.Market],
@@ -456,8 +763,13 @@ def evaluate(
     min_profit_usd_wad: int = 0,
     max_per_round: int | None = None,
     close_bankrupt: bool = False,
+    lens_quotes: Mapping[QuoteKey, Quote] | None = None,
+    call_params: CallParams | None = None,
+    gas_per_margin_call: int | None = None,
+    now: int | None = None,
 ) -> Round:
-    """Decide a round: the liquidations to send and why the others are skipped.
+    """Decide a round: the liquidations and margin calls to send and why the
+    other accounts are skipped.
 
     At most one liquidation per account (its liquidation changes the state
     every other quote of the account depends on): the market with the
@@ -465,18 +777,34 @@ def evaluate(
     is kept when the profit is positive and at least ``min_profit_usd_wad``.
     Plans are sorted by profit, then reward, descending, then by owner and
     sub; beyond ``max_per_round`` they are skipped (``ROUND_LIMIT``).
+    Positions in flagged markets are quoted by ``lens_quotes`` (see ``quote``;
+    ``QUOTE_FAILED`` when one is missing).
 
     ``close_bankrupt`` is the keeper duty of a protocol-run bot: a BANKRUPT
     account pays no penalty, so no reward, yet leaving it open lets its
     deficit grow; with the flag such accounts are planned anyway (negative
     profit, after every profitable plan).
+
+    Margin calls (``call_params`` given with a non-zero buffer): an account in
+    the band gets at most one call, the market whose fee is highest, ranked
+    and filtered like a liquidation with ``gas_per_margin_call`` (default
+    ``gas_per_liquidation``); the fee is the caller's whole credit. They
+    take the slots of ``max_per_round`` the liquidations leave. ``now``
+    (the block time of the assessments) marks plans in markets whose
+    volatility sample is due (``samples``).
     """
     gas_usd = gas_cost_usd(gas_per_liquidation, gas_price_wei, native_usd_wad)
+    call_gas = gas_per_liquidation if gas_per_margin_call is None else gas_per_margin_call
+    call_gas_usd = gas_cost_usd(call_gas, gas_price_wei, native_usd_wad)
     plans: list[LiquidationPlan] = []
+    calls: list[MarginCallPlan] = []
     skipped: list[Skipped] = []
 
     def skip(a: Assessment, reason: SkipReason, detail: str = "") -> None:
         skipped.append(Skipped(a.account.owner, a.account.sub, reason, detail))
+
+    def samples(market_id: int) -> bool:
+        return now is not None and sample_due(markets.get(market_id), now)
 
     for a in assessments:
         if not a.account.ok:
@@ -484,15 +812,43 @@ def evaluate(
         elif a.status is None:
             skip(a, SkipReason.PRICE_INVALID, a.unknown_reason or "")
         elif a.mismatch:
-            skip(a, SkipReason.MISMATCH, f"model {a.status} engine {a.engine_status}")
-        elif not a.liquidatable:
-            skip(a, SkipReason.NOT_LIQUIDATABLE, STATUS_NAMES[a.status])
+            if a.source == "engine":
+                skip(a, SkipReason.MISMATCH, "equity of model and engine differ")
+            else:
+                skip(a, SkipReason.MISMATCH, f"model {a.status} engine {a.engine_status}")
         elif not a.account.positions:
-            skip(a, SkipReason.NO_POSITIONS)
+            skip(a, SkipReason.NO_POSITIONS if a.liquidatable else SkipReason.NOT_LIQUIDATABLE, STATUS_NAMES[a.status])
+        elif not a.liquidatable:
+            if not in_band(a, call_params):
+                skip(a, SkipReason.NOT_LIQUIDATABLE, STATUS_NAMES[a.status])
+                continue
+            options = call_quotes(a, markets, call_params, scale)
+            if not options:
+                skip(a, SkipReason.CALL_DUST)
+                continue
+            best_call = _best_call(options)
+            fee_usd = tokens_to_usd(best_call.fee, scale, token_usd_wad)
+            profit = fee_usd - call_gas_usd
+            if profit <= 0 or profit < min_profit_usd_wad:
+                skip(a, SkipReason.UNPROFITABLE, f"margin call fee {fee_usd} gas {call_gas_usd} (USD WAD)")
+                continue
+            calls.append(
+                MarginCallPlan(
+                    owner=best_call.owner,
+                    sub=best_call.sub,
+                    market=best_call.market,
+                    max_size=abs(best_call.position_size),
+                    quote=best_call,
+                    fee_usd=fee_usd,
+                    gas_cost_usd=call_gas_usd,
+                    profit_usd=profit,
+                    samples=samples(best_call.market),
+                )
+            )
         else:
             try:
-                quotes = quote(a, markets, liq_params, scale)
-            except (AssertionError, model.ModelRevert) as exc:
+                quotes = quote(a, markets, liq_params, scale, lens_quotes)
+            except (AssertionError, model.ModelRevert, MissingQuote) as exc:
                 skip(a, SkipReason.QUOTE_FAILED, str(exc))
                 continue
             best = _best_quote(quotes)
@@ -516,15 +872,21 @@ def evaluate(
                     reward_usd=reward_usd,
                     gas_cost_usd=gas_usd,
                     profit_usd=profit,
+                    samples=samples(best.market),
                 )
             )
 
     plans.sort(key=lambda p: (-p.profit_usd, -p.reward_usd, p.owner.lower(), p.sub, p.market))
-    if max_per_round is not None and len(plans) > max_per_round:
+    calls.sort(key=lambda p: (-p.profit_usd, -p.fee_usd, p.owner.lower(), p.sub, p.market))
+    if max_per_round is not None:
         for p in plans[max_per_round:]:
             skipped.append(Skipped(p.owner, p.sub, SkipReason.ROUND_LIMIT, f"profit {p.profit_usd}"))
         plans = plans[:max_per_round]
-    return Round(plans, skipped)
+        room = max_per_round - len(plans)
+        for c in calls[room:]:
+            skipped.append(Skipped(c.owner, c.sub, SkipReason.ROUND_LIMIT, f"margin call profit {c.profit_usd}"))
+        calls = calls[:room]
+    return Round(plans, skipped, calls)
 
 
 def plan(
@@ -539,6 +901,7 @@ def plan(
     min_profit_usd_wad: int = 0,
     max_per_round: int | None = None,
     close_bankrupt: bool = False,
+    lens_quotes: Mapping[QuoteKey, Quote] | None = None,
 ) -> list[LiquidationPlan]:
     """The liquidations to send this round, best first (``evaluate(...).plans``)."""
     return evaluate(
@@ -553,6 +916,7 @@ def plan(
         min_profit_usd_wad,
         max_per_round,
         close_bankrupt,
+        lens_quotes,
     ).plans
 
 
@@ -708,6 +1072,26 @@ def funding_due(markets: Mapping[int, model.Market], now: int, max_age_seconds: 
         (m.last_funding_time, market_id)
         for market_id, m in markets.items()
         if m.long_oi + m.short_oi > 0 and price_ok(m) and now - m.last_funding_time > max_age_seconds
+    ]
+    return [market_id for _, market_id in sorted(due)]
+
+
+def volatility_due(markets: Mapping[int, model.Market], now: int, skip: Iterable[int] = ()) -> list[int]:
+    """Markets whose volatility sample is due (``risk.update_volatility(market)``).
+
+    Those with a volatility margin, a valid price (the call reverts with
+    ``risk: price`` otherwise) and a next sample time (the start of the epoch
+    after the last sample) at or before ``now``: no trade, liquidation or
+    keeper has sampled them in the current epoch. A sample in an epoch
+    already sampled changes nothing (and costs the gas), hence at most one
+    per epoch. ``skip``: markets sampled since ``now`` was read (e.g. by a
+    liquidation of this round). Most overdue first, ties by market id.
+    """
+    skipped = set(skip)
+    due = [
+        (m.next_sample_time, market_id)  # type: ignore[attr-defined]
+        for market_id, m in markets.items()
+        if market_id not in skipped and sample_due(m, now) and price_ok(m)
     ]
     return [market_id for _, market_id in sorted(due)]
 

@@ -11,7 +11,15 @@ after a dry run against the latest state. Two front ends drive it:
 One round::
 
     snapshot = bot.scan()          # pages of lens.active_accounts + lens.markets (one block)
-    report = bot.act(snapshot)     # liquidate the profitable accounts, poke funding when due
+    report = bot.act(snapshot)     # liquidate the profitable accounts, margin-call the
+                                   # accounts in the band, sample volatility and poke
+                                   # funding when due
+
+Markets flagged for the risk model (size tiers, volatility) are valued by the
+engine itself: the scan reads which markets are flagged, an account holding
+one is assessed with the engine's ``account()`` of the lens snapshot, and the
+liquidations in flagged markets are quoted by ``lens.quote_liquidation`` at
+the scan block (see :mod:`margin_engine.liquidator`).
 
 Nothing is sent that the latest state says would revert (each transaction
 is first run with ``.call()``); consecutive failures trip a breaker, after
@@ -50,10 +58,21 @@ class BotSettings:
     min_profit_usd_wad: int = 0
     """Skip liquidations earning less than this after gas (WAD USD)."""
     max_per_round: int | None = None
-    """Most liquidations sent per round."""
+    """Most liquidations and margin calls sent per round (liquidations first)."""
     close_bankrupt: bool = False
     """Keeper duty: liquidate BANKRUPT accounts although they pay no reward
     (their deficit, bad debt of the insurance fund and the vault, keeps growing)."""
+    margin_calls: bool = True
+    """Reduce accounts in the margin-call band (``engine.margin_call``) when the
+    fee, credited in full to the sender's sub-account 0, beats the gas; ranked
+    like liquidations, after them. Nothing to do while the band is off
+    (buffer 0)."""
+    gas_per_margin_call: int = 250_000
+    """Gas budgeted per margin call when ranking by profit."""
+    volatility_updates: bool = True
+    """Keeper duty: ``risk.update_volatility(m)`` once per epoch in every market
+    with a volatility margin that no trade or liquidation has sampled yet (one
+    more call per flagged market and scan, to read its next sample time)."""
     funding_max_age: int | None = 3_600
     """Accrue a market's funding when it is older than this many seconds (None: never)."""
     confirmations: int = 2
@@ -72,10 +91,15 @@ class Snapshot:
     block: int
     now: int
     markets: dict[int, model.Market]
+    """``lens.markets()``, flagged markets marked (``logic.mark_risk``)."""
     assessments: list[logic.Assessment]
     total_active: int
     rpc_calls: int
     seconds: float
+    lens_quotes: dict[logic.QuoteKey, logic.Quote] = field(default_factory=dict)
+    """``lens.quote_liquidation`` of each position in a flagged market of a liquidatable account."""
+    call_params: logic.CallParams | None = None
+    """The margin-call band (None: margin calls off in the settings)."""
 
 
 @dataclass
@@ -88,10 +112,16 @@ class RoundReport:
     """Plans sent and mined, with the reward the engine logged."""
     receipts: list[Any] = field(default_factory=list)
     """The receipts of the liquidations, in ``liquidated`` order."""
-    dropped: list[tuple[logic.LiquidationPlan, str]] = field(default_factory=list)
+    dropped: list[tuple[logic.LiquidationPlan | logic.MarginCallPlan, str]] = field(default_factory=list)
     """Plans whose dry run reverted on the latest state (not sent)."""
     failed: list[tuple[str, str]] = field(default_factory=list)
     """Transactions sent that failed: (what, why)."""
+    margin_calls: list[tuple[logic.MarginCallPlan, int]] = field(default_factory=list)
+    """Margin calls sent and mined, with the fee the engine logged."""
+    call_receipts: list[Any] = field(default_factory=list)
+    """The receipts of the margin calls, in ``margin_calls`` order."""
+    volatility_sampled: list[int] = field(default_factory=list)
+    """Markets sampled by ``risk.update_volatility``."""
     funding_accrued: list[int] = field(default_factory=list)
 
 
@@ -109,6 +139,8 @@ class LiquidatorBot:
             in its engine sub-account 0).
         settings: :class:`BotSettings`.
         log: a printer for one-line messages (``None`` for silence).
+        risk: the ``RiskModel`` instance (default: the project's at
+            ``engine.RISK_MODEL()``, resolved when first needed).
     """
 
     def __init__(
@@ -118,9 +150,12 @@ class LiquidatorBot:
         sender: Any,
         settings: BotSettings | None = None,
         log: Callable[[str], None] | None = print,
+        risk: Any = None,
     ) -> None:
         self.engine = engine
         self.lens = lens
+        self._risk = risk
+        self._flagged: set[int] = set()  # RISK_BIT is never cleared: once seen, kept
         self.sender = sender
         self.settings = settings or BotSettings()
         self.say: Callable[[str], None] = log or (lambda _msg: None)
@@ -139,9 +174,14 @@ class LiquidatorBot:
         """Read every account with open positions and every market at one block.
 
         RPC calls: one for the head block, one for the liquidation
-        parameters, one for the margin terms, one for all markets, one per page of accounts, one for
-        the position logs since the last scan (``settings.events``) and one
-        per page of candidates from those logs that the list no longer holds.
+        parameters, one for the margin terms and the margin-call band
+        (``engine.margin_words``), one for all markets, one per market not
+        yet seen flagged (``engine.market_words``), one per flagged market
+        (``risk.volatility``, with ``settings.volatility_updates``), one per
+        page of accounts, one for the position logs since the last scan
+        (``settings.events``), one per page of candidates from those logs
+        that the list no longer holds, and one per position in a flagged
+        market of a liquidatable account (``lens.quote_liquidation``).
         """
         from ape import chain
 
@@ -161,8 +201,11 @@ class LiquidatorBot:
         self.last_block = block
         self._liq_params = logic.liq_params_from_tuple(self.read_view(self.engine, "liquidation_params", block)[0])
         markets = logic.markets_from_lens(self.read_view(self.lens, "markets", block)[0])
-        haircut = int(self.read_view(self.engine, "margin_params", block)[0])
+        haircut, band = logic.margin_words_from_tuple(self.read_view(self.engine, "margin_words", block))
+        call_params = band if self.settings.margin_calls else None
         calls += 3
+        markets, risk_calls = self._read_risk(markets, block)
+        calls += risk_calls
         pages: list[tuple[int, Any]] = []
         total, first = self.read_view(self.lens, "active_accounts", block, 0, self.settings.page_size)
         calls += 1
@@ -184,6 +227,14 @@ class LiquidatorBot:
             calls += 1
         accounts = logic.accounts_from_lens(snapshots)
         assessments = [logic.assess(a, markets, self.scale, now, haircut) for a in accounts]
+        # Liquidations in flagged markets: the lens's quote, at the same block.
+        by_key = {a.key: a for a in accounts}
+        lens_quotes: dict[logic.QuoteKey, logic.Quote] = {}
+        for owner, sub, market in logic.lens_quote_keys(assessments, markets):
+            raw = self.read_view(self.lens, "quote_liquidation", block, owner, sub, market)[0]
+            size = by_key[(owner, sub)].positions[market].size
+            lens_quotes[(owner, sub, market)] = logic.quote_from_lens(owner, sub, market, size, raw)
+            calls += 1
         return Snapshot(
             block=block,
             now=now,
@@ -192,7 +243,34 @@ class LiquidatorBot:
             total_active=int(total),
             rpc_calls=calls,
             seconds=time.perf_counter() - started,
+            lens_quotes=lens_quotes,
+            call_params=call_params,
         )
+
+    def _read_risk(self, markets: dict[int, model.Market], block: int) -> tuple[dict[int, model.Market], int]:
+        """``markets`` with the flagged ones marked and, with
+        ``settings.volatility_updates``, their volatility and next sample time;
+        and the number of calls made."""
+        calls = 0
+        volatility: dict[int, tuple[bool, int]] = {}
+        for market in sorted(markets):
+            if market not in self._flagged:
+                calls += 1
+                if logic.market_words_flagged(self.read_view(self.engine, "market_words", block, market)):
+                    self._flagged.add(market)
+            if market in self._flagged and self.settings.volatility_updates:
+                calls += 1
+                volatility[market] = logic.volatility_from_tuple(self.read_view(self.risk, "volatility", block, market))
+        return logic.mark_risk(markets, self._flagged & markets.keys(), volatility), calls
+
+    @property
+    def risk(self) -> Any:
+        """The engine's ``RiskModel`` (``engine.RISK_MODEL()``)."""
+        if self._risk is None:
+            from ape import project
+
+            self._risk = project.RiskModel.at(str(self.engine.RISK_MODEL()), fetch_from_explorer=False)
+        return self._risk
 
     def on_position_event(self, log: Any) -> None:
         """Record a ``PositionModified`` log as a candidate account."""
@@ -201,7 +279,7 @@ class LiquidatorBot:
     # ------------------------------------------------------------- acting
 
     def decide(self, snapshot: Snapshot) -> logic.Round:
-        """The liquidations worth sending now, ranked (no I/O but the gas price)."""
+        """The liquidations and margin calls worth sending now, ranked (no I/O but the gas price)."""
         from ape import chain
 
         assert self._liq_params is not None, "scan() first"
@@ -224,10 +302,15 @@ class LiquidatorBot:
             min_profit_usd_wad=settings.min_profit_usd_wad,
             max_per_round=settings.max_per_round,
             close_bankrupt=settings.close_bankrupt,
+            lens_quotes=snapshot.lens_quotes,
+            call_params=snapshot.call_params if settings.margin_calls else None,
+            gas_per_margin_call=settings.gas_per_margin_call,
+            now=snapshot.now,
         )
 
     def act(self, snapshot: Snapshot, tx_fields: Callable[[], dict[str, Any]] | None = None) -> RoundReport:
-        """Send the round's liquidations, then the due funding accruals.
+        """Send the round's liquidations, then its margin calls, the due
+        volatility samples and the due funding accruals.
 
         ``tx_fields`` gives extra fields for each transaction, asked anew
         before every send (a Silverback app passes ``{"nonce": bot.nonce}``).
@@ -238,6 +321,7 @@ class LiquidatorBot:
             raise CircuitOpen(f"{self.breaker.consecutive} consecutive failures: {self.breaker.last_reason}")
         decided = self.decide(snapshot)
         report = RoundReport(snapshot=snapshot, round=decided)
+        touched: set[int] = set()  # markets a mined liquidation or margin call sampled
         for plan in decided.plans:
             args = (plan.owner, plan.sub, plan.market, plan.max_size)
             why = self._dry_run(self.engine.liquidate, *args)
@@ -254,12 +338,50 @@ class LiquidatorBot:
             reward = int(event.reward) if event is not None else 0
             report.liquidated.append((plan, reward))
             report.receipts.append(receipt)
+            touched.add(plan.market)
             self.breaker.record_success()
             self.say(
                 f"liquidated {plan.owner}/{plan.sub} market {plan.market}: "
                 f"size {plan.quote.size}, reward {reward} (quoted {plan.quote.reward}), "
-                f"block {receipt.block_number}"
+                f"block {receipt.block_number}" + (" (a volatility sample was due)" if plan.samples else "")
             )
+        for call in decided.calls:
+            args = (call.owner, call.sub, call.market, call.max_size)
+            why = self._dry_run(self.engine.margin_call, *args)
+            if why is not None:
+                report.dropped.append((call, why))
+                self.say(f"skip margin call {call.owner}/{call.sub} market {call.market}: dry run reverts ({why})")
+                continue
+            try:
+                receipt = self.engine.margin_call(*args, sender=self.sender, **fields())
+            except Exception as exc:  # noqa: BLE001
+                self._failed(report, f"margin_call {call.owner}/{call.sub}", exc)
+                continue
+            [event] = receipt.events.filter(self.engine.MarginCall) or [None]
+            fee = int(event.fee) if event is not None else 0
+            report.margin_calls.append((call, fee))
+            report.call_receipts.append(receipt)
+            touched.add(call.market)
+            self.breaker.record_success()
+            self.say(
+                f"margin call {call.owner}/{call.sub} market {call.market}: "
+                f"size {call.quote.size}, fee {fee} (quoted {call.quote.fee}), block {receipt.block_number}"
+                + (" (a volatility sample was due)" if call.samples else "")
+            )
+        if self.settings.volatility_updates:
+            for market in logic.volatility_due(snapshot.markets, snapshot.now, skip=touched):
+                if not self._still_due(market, snapshot.now):
+                    continue  # sampled since the scan: a call now would change nothing
+                if self._dry_run(self.risk.update_volatility, market) is not None:
+                    continue
+                try:
+                    self.risk.update_volatility(market, sender=self.sender, **fields())
+                except Exception as exc:  # noqa: BLE001
+                    self._failed(report, f"update_volatility {market}", exc)
+                    continue
+                self.breaker.record_success()
+                report.volatility_sampled.append(market)
+                self.say(f"sampled the volatility of market {market}")
         if self.settings.funding_max_age is not None:
             for market in logic.funding_due(snapshot.markets, snapshot.now, self.settings.funding_max_age):
                 if self._dry_run(self.engine.accrue_funding, market) is not None:
@@ -312,6 +434,15 @@ class LiquidatorBot:
                 self._raw_rpc = False
         out = provider.web3.eth.call(call, block_identifier=block)  # type: ignore[arg-type]
         return decode(types, bytes(out))
+
+    def _still_due(self, market: int, scanned_at: int) -> bool:
+        """The market's next sample time on the latest state is still the one
+        the scan saw due (at or before ``scanned_at``): nobody sampled since."""
+        try:
+            next_time = logic.volatility_from_tuple(self.risk.volatility(market))[1]
+        except Exception:  # noqa: BLE001 - let the dry run report
+            return True
+        return next_time <= scanned_at
 
     def _dry_run(self, method: Any, *args: Any) -> str | None:
         """None when ``method(*args)`` succeeds on the latest state, else why not."""

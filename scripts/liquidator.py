@@ -3,9 +3,11 @@
 A plain polling loop over :class:`margin_engine.runner.LiquidatorBot` for any
 node (the Silverback app in ``bot.py`` is the event-driven alternative). Each
 round reads every account with open positions through ``MarginLens`` in batch
-calls at one block, values them with the reference model, liquidates the
-profitable ones (after a dry run on the latest state) and accrues funding
-where it is due. Addresses come from the JSON that ``ape run deploy --output``
+calls at one block, values them with the reference model (the engine's own
+valuation and quotes in markets that use the risk model), liquidates the
+profitable ones and margin-calls the accounts in the band whose fee beats
+the gas (each after a dry run on the latest state), samples volatility once
+per epoch where no trade did, and accrues funding where it is due. Addresses come from the JSON that ``ape run deploy --output``
 writes. On a development network without ``--account`` the second test
 account sends (the first one deployed).
 """
@@ -38,6 +40,16 @@ from margin_engine.runner import BotSettings, CircuitOpen, LiquidatorBot
 @click.option("--native-market", type=str, default="ETH", show_default=True, help="Market pricing the gas token.")
 @click.option("--funding-max-age", type=int, default=3_600, show_default=True, help="Accrue older funding (s; 0: never).")
 @click.option("--close-bankrupt/--no-close-bankrupt", default=False, help="Also close accounts that pay no reward.")
+@click.option(
+    "--margin-calls/--no-margin-calls", default=True, show_default=True, help="Reduce accounts in the margin-call band."
+)
+@click.option("--gas-per-margin-call", type=int, default=BotSettings.gas_per_margin_call, show_default=True)
+@click.option(
+    "--volatility-updates/--no-volatility-updates",
+    default=True,
+    show_default=True,
+    help="Sample each volatility market once per epoch when no trade did.",
+)
 @click.option("--max-failures", type=int, default=BotSettings.max_failures, show_default=True)
 def cli(
     cli_ctx,
@@ -52,6 +64,9 @@ def cli(
     native_market,
     funding_max_age,
     close_bankrupt,
+    margin_calls,
+    gas_per_margin_call,
+    volatility_updates,
     max_failures,
 ):
     from ape import project
@@ -70,6 +85,9 @@ def cli(
         min_profit_usd_wad=int(min_profit * WAD),
         funding_max_age=funding_max_age or None,
         close_bankrupt=close_bankrupt,
+        margin_calls=margin_calls,
+        gas_per_margin_call=gas_per_margin_call,
+        volatility_updates=volatility_updates,
         max_failures=max_failures,
     )
     engine = project.MarginEngine.at(addresses["engine"], fetch_from_explorer=False)
@@ -88,7 +106,8 @@ def cli(
         click.echo(
             f"block {snap.block}: {snap.total_active} active, {len(snap.assessments)} checked "
             f"in {snap.seconds:.2f}s ({snap.rpc_calls} calls), "
-            f"{len(report.liquidated)} liquidated, {len(report.round.skipped)} skipped"
+            f"{len(report.liquidated)} liquidated, {len(report.margin_calls)} margin calls, "
+            f"{len(report.volatility_sampled)} sampled, {len(report.round.skipped)} skipped"
         )
         done += 1
         if rounds == 0 or done < rounds:

@@ -58,8 +58,12 @@ def test_bot__scan__reads_every_active_account_in_one_block(engine, bot, book):
         who, sub = assessment.key
         assert assessment.status == engine.status(who, sub) == assessment.engine_status
         assert not assessment.mismatch
-    # head block, position logs, liquidation params, markets, margin terms, one page
-    assert snapshot.rpc_calls == 6
+    # head block, position logs, liquidation params, markets, margin terms and
+    # margin-call band (engine.margin_words), two market flags
+    # (engine.market_words), one page
+    assert snapshot.rpc_calls == 8
+    assert not any(a.flagged for a in snapshot.assessments)
+    assert snapshot.call_params is not None and not snapshot.call_params.on  # default config: band off
 
 
 def test_bot__price_drop__liquidates_exactly_the_accounts_below_maintenance(
@@ -192,3 +196,134 @@ def test_bot__block_notifications__late_ones_are_not_reorgs_repeated_ones_are(bo
     bot.on_block(101)  # the same height again: blocks after 100 were replaced
 
     assert not any(key[1] == 1 for key in bot.book.keys)
+
+
+# --------------------------------------------------------------------------
+#                  Risk-model markets, margin calls, volatility
+# --------------------------------------------------------------------------
+
+TIER_EDGES, TIER_MULTS = [10_000, 20_000], [150, 300]  # 1.5x the base rate above 10,000 USD, 3x above 20,000
+
+
+@pytest.fixture
+def risk(system):
+    return system.risk
+
+
+@pytest.fixture
+def tiered_eth(configurator, risk_manager, no_funding, engine):
+    """ETH gets size tiers (before anyone holds it: no MM ramp); the market is flagged."""
+    configurator.set_tiers(ETH, TIER_EDGES, TIER_MULTS, sender=risk_manager)
+    assert int(engine.market_words(ETH)[2]) & 2**63
+    return ETH
+
+
+def test_bot__tiered_market__liquidates_exactly_what_the_engine_does(
+    engine, lens, liquidator, accounts, fund, open_position, set_price, tiered_eth, usdc
+):
+    # 10 ETH long at 3,000 on 6,000 (IM 1,000 + 1,500 + 3,000 = 5,500). At 2,600:
+    # equity 1,970 < MM 500 + 750 + 900 = 2,150 with the tiers; the base rate
+    # alone (MM 1,300) would call it MARGIN_CALL.
+    trader = accounts[4]
+    fund(trader, 6_000 * USDC)
+    open_position(trader, ETH, 10 * WAD)
+    set_price("ETH", 2_600)
+    state = engine.account(trader, 0)
+    assert state.status == LIQUIDATABLE and state.mm_required == 2_150 * WAD
+    bot = LiquidatorBot(engine, lens, liquidator, BotSettings(), log=None)
+
+    snapshot = bot.scan()
+
+    [found] = [a for a in snapshot.assessments if a.key == (str(trader), 0)]
+    assert found.source == "engine" and found.flagged == (ETH,)
+    assert found.status == LIQUIDATABLE and not found.mismatch
+    assert snapshot.markets[ETH].flagged and not snapshot.markets[BTC].flagged
+    quote = snapshot.lens_quotes[(str(trader), 0, ETH)]
+    assert 0 < quote.size < 10 * WAD
+
+    reward_before = engine.balance_of(liquidator, 0, usdc)
+    report = bot.act(snapshot)
+
+    [(plan, reward)] = report.liquidated
+    assert plan.quote == quote and report.failed == [] and report.dropped == []
+    [event] = report.receipts[0].events.filter(engine.Liquidation)
+    assert (event.size_closed, event.price, event.penalty, event.reward, event.insurance_share) == (
+        quote.size, quote.price, quote.penalty, quote.reward, quote.insurance_share,
+    )  # fmt: skip
+    assert reward == quote.reward > 0
+    assert engine.balance_of(liquidator, 0, usdc) == reward_before + reward
+    assert engine.account(trader, 0).status < LIQUIDATABLE
+    assert bot.run_round().liquidated == []
+
+
+def test_bot__margin_call__reduces_an_account_in_the_band_for_the_fee(
+    engine, lens, liquidator, accounts, fund, open_position, set_price, configurator, risk_manager, no_funding, usdc
+):
+    configurator.set_call_params(WAD // 4, WAD // 4, WAD // 4, sender=risk_manager)  # band to 1.25 x MM
+    trader, calm = accounts[4], accounts[5]
+    # 0.1 BTC long at 60,000 on 700: at 56,000 equity 294, MM 280, band to 350.
+    fund(trader, 700 * USDC)
+    open_position(trader, BTC, WAD // 10)
+    fund(calm, 2_000 * USDC)  # 0.1 BTC on 2,000: MARGIN_CALL-free
+    open_position(calm, BTC, WAD // 10)
+    set_price("BTC", 56_000)
+    assert engine.account(trader, 0).status == MARGIN_CALL
+    bot = LiquidatorBot(engine, lens, liquidator, BotSettings(), log=None)
+    fee_before = engine.balance_of(liquidator, 0, usdc)
+
+    report = bot.run_round()
+
+    assert report.liquidated == [] and report.failed == [] and report.dropped == []
+    [(call, fee)] = report.margin_calls
+    assert (call.owner, call.sub, call.market) == (str(trader), 0, BTC)
+    # a quarter of the position, 0.5 % (2 % x 25 %) of its 1,400 USD: 7 USDC
+    assert call.quote.size == WAD // 40 and call.quote.fee == fee == 7 * USDC
+    [event] = report.call_receipts[0].events.filter(engine.MarginCall)
+    assert (event.owner, event.caller, event.size_closed, event.fee) == (
+        str(trader), str(liquidator), call.quote.size, call.quote.fee,
+    )  # fmt: skip
+    assert engine.balance_of(liquidator, 0, usdc) == fee_before + fee
+    assert engine.position(trader, 0, BTC).size == WAD // 10 - WAD // 40
+    assert engine.position(calm, 0, BTC).size == WAD // 10
+    assert report.round.skip_reason(str(calm), 0).value == "not liquidatable"
+
+    # With the setting off, or above the band after the call, nothing more is sent.
+    off = LiquidatorBot(engine, lens, liquidator, BotSettings(margin_calls=False), log=None)
+    assert off.run_round().margin_calls == [] and off.scan().call_params is None
+
+
+def test_bot__volatility__sampled_once_per_epoch_when_no_trade_did(
+    chain, engine, lens, liquidator, risk, configurator, risk_manager, set_price, accounts, fund, open_position
+):
+    from margin_engine.calibration import onchain_params
+    from margin_engine.volatility import seed_var
+
+    p = onchain_params("BTC")  # hourly epochs
+    configurator.set_volatility(
+        BTC, (p.epoch, p.decay, p.z, p.horizon, p.floor, p.cap, p.mm_fraction), seed_var(p, p.cap), sender=risk_manager
+    )
+    bot = LiquidatorBot(engine, lens, liquidator, BotSettings(funding_max_age=None), log=None)
+
+    first = bot.run_round()  # a new series: due at once (the sample sets the anchor)
+
+    assert first.volatility_sampled == [BTC] and first.failed == []
+    next_time = int(risk.volatility(BTC)[3])
+    assert next_time == (chain.blocks.head.timestamp // p.epoch + 1) * p.epoch
+    assert bot.run_round().volatility_sampled == []  # within the epoch: nothing to do
+
+    # The next epoch: due again, unless a trade samples first.
+    chain.mine(timestamp=next_time)
+    set_price("BTC", 60_600)  # a fresh round inside the heartbeat
+    fund(accounts[4], 10_000 * USDC)
+    open_position(accounts[4], BTC, WAD // 10)  # samples
+    assert int(risk.volatility(BTC)[3]) == next_time + p.epoch
+    assert bot.run_round().volatility_sampled == []
+
+    chain.mine(timestamp=next_time + p.epoch)
+    set_price("BTC", 61_000)
+    snapshot = bot.scan()
+    assert snapshot.markets[BTC].volatility and snapshot.markets[BTC].next_sample_time == next_time + p.epoch
+    report = bot.act(snapshot)
+    assert report.volatility_sampled == [BTC]
+    assert int(risk.volatility(BTC)[3]) == next_time + 2 * p.epoch
+    assert report.failed == []

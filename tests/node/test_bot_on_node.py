@@ -12,7 +12,11 @@ the oracle prices, and checks on chain what the bot did:
 - no other account is touched (no ``Liquidation`` nor ``PositionModified``
   for it after the move, its positions unchanged);
 - with funding on and open interest, the keeper accrues funding once it is
-  older than the configured age.
+  older than the configured age;
+- on ``deploy/risk.yaml`` (volatility margin, tiers, margin-call band) the
+  plain loop liquidates and margin-calls exactly the accounts that need it,
+  for exactly the quoted reward and fee, and samples each market's
+  volatility once in an epoch no trade sampled.
 
 Both prices move in one block (auto-mining paused for the two transactions,
 sent from one of anvil's unlocked accounts), so the statuses at that block
@@ -81,7 +85,8 @@ STARTUP_TIMEOUT = 60.0
 Key = tuple[str, int]  # (owner address, sub-account)
 
 ROUND_LINE = re.compile(
-    r"^block (\d+): (\d+) active, (\d+) checked in [0-9.]+s \(\d+ calls\), (\d+) liquidated, (\d+) skipped$",
+    r"^block (\d+): (\d+) active, (\d+) checked in [0-9.]+s \(\d+ calls\), (\d+) liquidated, "
+    r"\d+ margin calls, \d+ sampled, (\d+) skipped$",
     re.MULTILINE,
 )
 """The line ``ape run liquidator`` prints after each round."""
@@ -632,3 +637,120 @@ def test_keeper_accrues_funding_older_than_the_max_age(anvil, fresh_deployment, 
     assert re.search(r"^accrued funding of market 0$", out, re.MULTILINE), out
     assert re.search(r"^accrued funding of market 1$", out, re.MULTILINE), out
     assert len(ROUND_LINE.findall(out)) == rounds, out
+
+
+def test_keeper_on_risk_markets_margin_calls_liquidates_and_samples_volatility(
+    anvil, run_ape, on_node, project, accounts, tmp_path
+):
+    """``deploy/risk.yaml`` (volatility margin, tiers and the margin-call band on
+    both markets) and ``ape run liquidator``: after ETH -13 % the bot
+    liquidates the account below maintenance and margin-calls the one in the
+    band (once: a quarter closed lifts it out), touching nothing else (the
+    liquidated account lands at MM x 1.1, inside the band, and may take one
+    call too); in the next epoch (fresh prices, no trade) it samples each
+    market's volatility once."""
+    deployment = tmp_path / "risk-deployment.json"
+    run_ape("run", "deploy", "--config", str(ROOT / "deploy" / "risk.yaml"), "--output", str(deployment))
+    moved = 2_600
+    with on_node():
+        system = load_system(project, deployment)
+        risk = project.RiskModel.at(str(system.engine.RISK_MODEL()))
+        fund_vault(system, accounts[2])
+        rates = system.lens.market_risk(ETH)
+        assert rates.uses_risk_model and rates.var > 0
+        im, mm = int(rates.im_rate), int(rates.mm_rate)
+
+        def collateral(size_eth: int, ratio_pct: int) -> int:
+            """USDC that leaves equity = ratio x MM at the moved price (the 3 USDC fee per ETH paid)."""
+            per_eth = ratio_pct * mm * moved // (100 * WAD) + 3_000 - moved + 3
+            assert per_eth * WAD > im * 3_000, "cannot open that position"
+            return size_eth * per_eth + 1
+
+        book = (
+            Holding("called", 3, 0, collateral(2, 112), ((ETH, 2 * WAD),), MARGIN_CALL),
+            Holding("liquidated", 4, 0, collateral(2, 80), ((ETH, 2 * WAD),), LIQUIDATABLE),
+            Holding("safe", 5, 0, 3_000, ((ETH, WAD),), HEALTHY),
+            Holding("btc", 6, 0, 20_000, ((BTC, WAD // 10),), HEALTHY),
+        )
+        holdings = open_book(system, accounts, book)
+        before = {name: positions_of(system, key) for name, key in holdings.items()}
+        keeper = str(accounts[1].address)
+
+        cmd = [
+            str(BIN / "ape"), "run", "liquidator",
+            "--deployment", str(deployment),
+            "--rounds", "30",
+            "--interval", "0.5",
+            "--funding-max-age", "0",
+            "--network", APE_NETWORK,
+        ]  # fmt: skip
+        bot = BotProcess(cmd, bot_env(anvil), tmp_path / "risk-keeper.log")
+        try:
+            bot.wait_for(ROUND_LINE.pattern, STARTUP_TIMEOUT)
+            move_block = set_prices_in_one_block(anvil, system, {"ETH": moved}, str(accounts[0].address))
+            at_move = statuses_at(system, holdings, move_block)
+            assert at_move == {h.name: h.expected for h in book}, at_move
+            assert system.engine.account(*holdings["called"], block_id=move_block).equity_maint < (
+                system.engine.account(*holdings["called"], block_id=move_block).mm_required * 5 // 4
+            )
+            deadline = time.monotonic() + MAX_SECONDS
+            while not (
+                list(system.engine.MarginCall.range(move_block, anvil.block_number() + 1))
+                and is_below_risk(system, holdings["liquidated"])
+            ):
+                if time.monotonic() > deadline or not bot.running:
+                    pytest.fail(f"no margin call and liquidation\n{bot.describe()}", pytrace=False)
+                time.sleep(0.2)
+
+            # The next epoch, fresh prices in its first block: both markets are due.
+            epoch = int(risk.volatility_params(ETH)[0])
+            now = int(project.provider.get_block("latest").timestamp)
+            anvil.rpc("evm_increaseTime", (now // epoch + 1) * epoch - now)
+            sample_block = set_prices_in_one_block(
+                anvil, system, {"ETH": moved, "BTC": START["BTC"]}, str(accounts[0].address)
+            )
+            sample_time = int(project.provider.get_block(sample_block).timestamp)
+            deadline = time.monotonic() + 30.0
+            while not all(int(risk.volatility(m)[3]) > sample_time for m in (BTC, ETH)):
+                if time.monotonic() > deadline or not bot.running:
+                    pytest.fail(f"no volatility sample by the bot\n{bot.describe()}", pytrace=False)
+                time.sleep(0.2)
+            code = bot.wait_exit(60.0)
+            assert code == 0, f"exit status {code}\n{bot.describe()}"
+        finally:
+            bot.kill()
+
+        context = bot.describe()
+        names = {key: name for name, key in holdings.items()}
+        end = anvil.block_number() + 1
+        calls = list(system.engine.MarginCall.range(move_block, end))
+        liquidations = list(system.engine.Liquidation.range(move_block, end))
+        assert {str(e.caller).lower() for e in calls} == {keeper.lower()}, context
+        [called] = [e for e in calls if names[(str(e.owner), int(e.sub))] == "called"]
+        assert int(called.size_closed) == 2 * WAD // 4 and int(called.fee) > 0, context
+        assert [(names[(str(e.owner), int(e.sub))], str(e.liquidator).lower()) for e in liquidations] == [
+            ("liquidated", keeper.lower())
+        ], context
+        # A liquidation restores MM x 1.1, inside this band (MM x 1.25): the
+        # liquidated account may take one margin call after it, nobody else any.
+        later = [e for e in calls if names[(str(e.owner), int(e.sub))] == "liquidated"]
+        assert len(later) <= 1 and all(int(e.block_number) > int(liquidations[0].block_number) for e in later), context
+        assert len(calls) == 1 + len(later), context
+        assert statuses_at(system, holdings)["called"] in (HEALTHY, MARGIN_CALL), context  # out of the band
+        for name in ("safe", "btc"):
+            assert positions_of(system, holdings[name]) == before[name], context
+        fees = sum(int(e.fee) for e in calls) + int(liquidations[0].reward)
+        assert int(system.engine.balance_of(keeper, 0, system.usdc)) == fees, context
+        # Each market sampled once by the bot in the new epoch.
+        for market in (BTC, ETH):
+            assert int(risk.volatility(market)[3]) == (sample_time // epoch + 1) * epoch, context
+        # One sample per market in the new epoch, all in the bot's transactions:
+        # BTC had no trade, so the keeper's update_volatility; ETH that, or a
+        # margin call or liquidation of the new epoch (which samples first).
+        samples = list(risk.VolatilityUpdated.range(sample_block, end))
+        assert sorted(int(e.market) for e in samples) == [BTC, ETH], context
+        assert {tx_sender(anvil, e.transaction_hash) for e in samples} == {keeper.lower()}, context
+    out = bot.log()
+    assert re.search(r"^margin call 0x[0-9a-fA-F]{40}/0 market 1: ", out, re.MULTILINE), out
+    assert re.search(r"^sampled the volatility of market 0$", out, re.MULTILINE), out
+    assert "FAILED" not in out and "dry run reverts" not in out, out
