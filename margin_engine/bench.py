@@ -115,6 +115,63 @@ OPERATIONS: list[tuple[str, str, str]] = [
     ("liquidate_partial", "liquidate", "partial; insurance fund and liquidator balance already non-zero"),
     ("liquidate_full_bad_debt", "liquidate", "full close, bad debt paid by the insurance fund"),
     ("accrue_funding", "accrue_funding", "keeper poke: ETH (open interest), 12 s after its last update"),
+    # The risk model (docs/risk-model.md 10-11): three more $100 markets, a static twin,
+    # one with a volatility margin and one with size tiers; run after the rows above.
+    ("risk_static_increase", "increase", "static $100 market, +$1,000 on $10,000 (the baseline of the rows below)"),
+    (
+        "vol_increase_no_sample",
+        "increase",
+        "volatility market, +$1,000 on $10,000 within the epoch of the last sample (the sample reads one slot)",
+    ),
+    (
+        "vol_increase_sample",
+        "increase",
+        "volatility market, +$1,000 on $11,000, first trade of a new epoch: it samples"
+        " (variance and volatility rates written, VolatilityUpdated logged)",
+    ),
+    (
+        "tier_increase",
+        "increase",
+        "tiered market (edges $1,000 / $5,000 / $20,000), +$1,000 on $20,000: the position spans all 4 brackets",
+    ),
+    ("account_static", "account()", "the view sent as a transaction: one position in the static twin"),
+    ("account_vol", "account()", "the view sent as a transaction: one position in the volatility market"),
+    ("account_tiered", "account()", "the view sent as a transaction: one position in the tiered market (4 brackets)"),
+    (
+        "margin_call_static",
+        "margin_call",
+        "static twin: a quarter of a $9,400 long in the band; caller's balance already non-zero",
+    ),
+    ("margin_call_tiered", "margin_call", "tiered market: a quarter of an $18,600 long in the band"),
+    ("update_volatility", "update_volatility", "keeper sample, the first call of a new epoch (no trade sampled it)"),
+    ("update_volatility_noop", "update_volatility", "again within the same epoch: nothing changes"),
+]
+
+# Differences between two rows above: (key, operation, case, minuend, subtrahend).
+DERIVED: list[tuple[str, str, str, str, str]] = [
+    (
+        "risk_flag_overhead",
+        "derived",
+        "flagged market, no sample due: volatility increase - static increase"
+        " (RiskModel.sample and RiskModel.requirements calls)",
+        "vol_increase_no_sample",
+        "risk_static_increase",
+    ),
+    (
+        "vol_sample_extra",
+        "derived",
+        "a volatility sample inside a trade: sampling increase - increase within the epoch",
+        "vol_increase_sample",
+        "vol_increase_no_sample",
+    ),
+    ("tier_overhead", "derived", "tiered increase - static increase", "tier_increase", "risk_static_increase"),
+    (
+        "account_tier_extra",
+        "derived",
+        "account() of a tiered position - of a static one (the risk model's requirements call)",
+        "account_tiered",
+        "account_static",
+    ),
 ]
 
 
@@ -213,6 +270,19 @@ class _System:
             self.feeds[market] = feed
             self.prices[market] = price
 
+        # The risk model's markets (ETH's parameters, $100): a static twin, one
+        # with a volatility margin and one with tiers; configured in `_run_risk`.
+        self.risk_markets: dict[str, int] = {}
+        for name in ("static", "vol", "tier"):
+            feed = project.MockAggregator.deploy(8, EXTRA_MARKET_PRICE * 10**8, sender=actors.admin)
+            self.d.configurator.add_market(
+                feed.address, 3600, price // 100, price * 100, template.params(), sender=actors.admin
+            )
+            market = int(self.engine.market_count()) - 1
+            self.feeds[market] = feed
+            self.prices[market] = price
+            self.risk_markets[name] = market
+
         # The LP funds the vault.
         self.fund_vault(1_000_000)
 
@@ -249,6 +319,12 @@ class _System:
         feed = self.feeds[market]
         feed.set_answer(usd * 10 ** int(feed.decimals()), sender=self.actors.admin)
         self.prices[market] = usd * WAD
+
+    def at(self, timestamp: int) -> None:
+        """The next transaction mines at `timestamp`."""
+        from ape import chain
+
+        chain.pending_timestamp = timestamp
 
     # -- the measured sequence --
 
@@ -297,7 +373,7 @@ class _System:
         # Health check: sub-account n of carol holds n positions of $1,000 in
         # markets 0 .. n-1; the cost of a withdrawal grows with n.
         self.give(a.carol, 50_000)
-        markets = sorted(self.feeds)
+        markets = sorted(set(self.feeds) - set(self.risk_markets.values()))
         health: dict[int, int] = {}
         for n in HEALTH_CHECK_SIZES:
             self.deposit(a.carol, 1_000 * n, sub=n)
@@ -323,8 +399,86 @@ class _System:
         )
         self._check_liquidations(receipt)
         self._run_active_list()
+        self._run_risk()
         gas = {k: v for k, v in self.gas.items() if not k.startswith("health_check_")}
         return gas, health
+
+    def _run_risk(self) -> None:
+        """The risk model's rows: trades on a volatility market with and without
+        a sample, on a tiered market and on a static twin, `account()` of each,
+        margin calls and `update_volatility`. Alice's sub-accounts 1-3 hold the
+        traded positions, dave's and erin's sub-account 1 the margin calls."""
+        from ape import chain
+
+        from margin_engine.calibration import onchain_params
+        from margin_engine.volatility import seed_var
+
+        a, engine, cfg, risk = self.actors, self.engine, self.d.configurator, self.d.risk
+        static, vol, tier = (self.risk_markets[n] for n in ("static", "vol", "tier"))
+        measure = self.measure
+        p = onchain_params("ETH")  # hourly epochs, seeded at ETH's median IM rate (17.1 %)
+        epoch = p.epoch
+
+        # Start just after an epoch boundary (the feeds refreshed there), so that
+        # the rows "within the epoch" are, and configure the markets.
+        self.at((int(chain.blocks.head.timestamp) // epoch + 1) * epoch + 1)
+        for market in (static, vol, tier):
+            self.set_price(market, EXTRA_MARKET_PRICE)
+        cfg.set_volatility(
+            vol, (p.epoch, p.decay, p.z, p.horizon, p.floor, p.cap, p.mm_fraction), seed_var(p, 171 * WAD // 1000),
+            sender=a.admin,
+        )  # fmt: skip
+        cfg.set_tiers(tier, [1_000, 5_000, 20_000], [125, 150, 200], sender=a.admin)
+        cfg.set_call_params(WAD // 4, WAD // 4, WAD // 4, sender=a.admin)  # band 25 %, fee 1/4 of liq_fee, 1/4 per call
+
+        alice = a.alice
+        self.give(alice, 40_000)
+        for sub, market, usd in ((1, static, 10_000), (2, vol, 10_000), (3, tier, 20_000)):
+            self.deposit(alice, 10_000, sub=sub)
+            self.trade(alice, market, self.size_for(market, usd), sub=sub)  # the vol market: its first sample (anchor)
+        one_k = self.size_for(static, 1_000)
+        measure("risk_static_increase", lambda: self.trade(alice, static, one_k, sub=1))
+        measure("vol_increase_no_sample", lambda: self.trade(alice, vol, one_k, sub=2))
+        measure("tier_increase", lambda: self.trade(alice, tier, one_k, sub=3))
+        measure("account_static", lambda: engine.account.transact(alice, 1, sender=a.liquidator))
+        measure("account_vol", lambda: engine.account.transact(alice, 2, sender=a.liquidator))
+        measure("account_tiered", lambda: engine.account.transact(alice, 3, sender=a.liquidator))
+
+        # The next epoch: the first trade samples (the price moved 1 %).
+        next_sample = int(risk.volatility(vol)[3])
+        self.at(next_sample - BLOCK_TIME)
+        self.set_price(vol, EXTRA_MARKET_PRICE + 1)
+        measure("vol_increase_sample", lambda: self.trade(alice, vol, one_k, sub=2))
+        if int(risk.volatility(vol)[3]) != next_sample + epoch:
+            raise RuntimeError("bench: the trade of a new epoch did not sample")
+
+        # And the one after: the keeper samples, then calls again in vain.
+        next_sample += epoch
+        self.at(next_sample - BLOCK_TIME)
+        self.set_price(vol, EXTRA_MARKET_PRICE)
+        measure("update_volatility", lambda: risk.update_volatility(vol, sender=a.liquidator))
+        measure("update_volatility_noop", lambda: risk.update_volatility(vol, sender=a.liquidator))
+        if int(risk.volatility(vol)[3]) != next_sample + epoch:
+            raise RuntimeError("bench: update_volatility did not sample")
+
+        # Margin calls. Static twin: $10,000 long on 1,150, at 94 equity 540, MM 470
+        # (band to 587.5). Tiered: $20,000 long on 3,000, at 93 equity 1,580, MM
+        # 50 + 250 + 7.5 % x 13,600 = 1,320 (band to 1,650). Fresh prices first
+        # (two epochs passed: beyond the feeds' heartbeat).
+        self.set_price(static, EXTRA_MARKET_PRICE)
+        self.set_price(tier, EXTRA_MARKET_PRICE)
+        for trader, market, usd, deposit in ((a.dave, static, 10_000, 1_150), (a.erin, tier, 20_000, 3_000)):
+            self.give(trader, deposit)
+            self.deposit(trader, deposit, sub=1)
+            self.trade(trader, market, self.size_for(market, usd), sub=1)
+        self.set_price(static, 94)
+        self.set_price(tier, 93)
+        for key, trader, market in (("margin_call_static", a.dave, static), ("margin_call_tiered", a.erin, tier)):
+            size = int(engine.position(trader, 1, market).size)
+            receipt = measure(key, lambda t=trader, m=market, s=size: engine.margin_call(t, 1, m, s, sender=a.liquidator))
+            [call] = receipt.events.filter(engine.MarginCall)
+            if int(call.size_closed) != size // 4 or int(call.fee) == 0:
+                raise RuntimeError(f"bench: unexpected {key}: size {call.size_closed} of {size}, fee {call.fee}")
 
     def _run_active_list(self) -> None:
         """Opens and closes around the engine's list of accounts with positions,
@@ -366,6 +520,7 @@ class _System:
             str(self.engine.address): "engine",
             str(self.usdc.address): "usdc",
             str(self.d.vault.address): "vault",
+            str(self.d.risk.address): "risk",
         }
         for market, feed in self.feeds.items():
             names[str(feed.address)] = "feed"
@@ -741,6 +896,18 @@ def run_bench(echo: Echo = print, profile: bool = True) -> BenchResult:
             within_target=None,
         ),
     )
+    measurements += [
+        Measurement(
+            key=key,
+            operation=op,
+            case=case,
+            gas=gas_a[plus] - gas_a[minus],
+            gas_second_system=gas_b[plus] - gas_b[minus],
+            target=None,
+            within_target=None,
+        )
+        for key, op, case, plus, minus in DERIVED
+    ]
 
     notes = [
         "gas = receipt.gas_used: includes the 21,000 intrinsic gas and calldata, after EIP-3529 refunds.",
@@ -762,6 +929,16 @@ def run_bench(echo: Echo = print, profile: bool = True) -> BenchResult:
         " cleared, so a later append into a used slot costs a non-zero write (2,900) instead of 20,000;"
         " the rows above append into a never-used slot. The list rows run after the liquidations,"
         " on bob's sub-accounts 1-3.",
+        "Risk-model rows (docs/risk-model.md 10-11): three more $100 markets with ETH's parameters are listed"
+        " at deployment (a static twin, one given a volatility margin with ETH's calibrated hourly parameters,"
+        " one given tiers of 1.25x, 1.5x and 2x the base rate above $1,000, $5,000 and $20,000) and configured"
+        " after every row above, which they do not touch (the health-check accounts use the first 8 markets);"
+        " the margin-call band is 25 % above MM, a quarter of liq_fee, a quarter of a position per call. A"
+        " flagged market's trade calls RiskModel.sample (one slot read unless a new epoch began) and"
+        " RiskModel.requirements for its position; a static market's trade calls neither.",
+        "account(): the view sent as a transaction (gas_used: 21,000 and calldata included), so that it is"
+        " measured like the other rows; eth_estimateGas of the call gives the same execution plus the"
+        " 63/64 call-gas headroom.",
     ]
     return BenchResult(
         network=network,
@@ -793,7 +970,9 @@ BREAKDOWN_INTRO = (
     " *cold reads*: storage slots read for the first time in the transaction (2,100 gas each),"
     " by contract; *writes*: slots written from zero (20,000), updated (2,900) or cleared"
     " (2,900, refund 4,800), first write in the transaction, plus 2,100 when the slot was still cold;"
-    " *calls*: external calls and their cold-account cost (2,600; 100 when warm);"
+    " *calls*: external calls and their cold-account cost (2,600; 100 when warm; a contract the engine reaches"
+    " with a Vyper `extcall`/`staticcall`, such as the risk model, is warmed by the EXTCODESIZE check before"
+    " the call, whose 2,600 land in *other*, so its call counts as warm);"
     " *other*: all remaining execution (arithmetic, memory, ABI, warm reads, call stipends)."
 )
 

@@ -690,8 +690,10 @@ def _notes(scans: Sequence[ScanRun], lens_gas: dict[str, int], block_gas_limit: 
         " decoding and the reference model's valuation of every account. eth_call s: the part spent"
         " in `eth_call` requests (HTTP on the loopback and anvil's execution); the rest is Python.",
         "Bot RPC calls: `Snapshot.rpc_calls` (head block, position logs since the last scan, liquidation"
-        " parameters, markets, one per page). JSON-RPC requests: the lines anvil logged during the scan,"
-        " one per request that reached the node.",
+        " parameters, margin terms and margin-call band (`engine.margin_words`), markets, one"
+        " `engine.market_words` per market not yet seen flagged for the risk model (none is here), one per"
+        " page). JSON-RPC requests: the lines anvil logged during the scan, one per request that reached"
+        " the node.",
     ]
     if bot:
         first = bot[0]
@@ -838,8 +840,8 @@ def render_scan_markdown(result: ScanBenchResult) -> str:
         f" block gas limit {fmt_int(n['block_gas_limit'])} (anvil's default); the bot runs in the benchmark's process"
         " and talks to anvil over HTTP on the loopback interface.",
         "- Bot: `LiquidatorBot(engine, lens, sender).scan()`: every `MarginLens.active_accounts(start, count)`"
-        " page, `lens.markets()` and `engine.liquidation_params()` read at one block, then each account"
-        " valued by the reference model.",
+        " page, `lens.markets()`, `engine.liquidation_params()`, the margin terms, the markets' risk-model"
+        " flags and the margin-call band read at one block, then each account valued by the reference model.",
         f"- Accounts: sub-accounts of one `BenchPopulator` (contracts/test), cycling through {len(result.profiles)}"
         " profiles (BTC and ETH, long and short, 1.5x to 9.5x, 4 in 20 with two positions), opened at"
         " $60,000 / $3,000 and scanned after BTC -11 % and ETH +8 %.",
