@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from margin_engine.config import default_config
+from margin_engine.config import default_config, risk_config
 from margin_engine.model import HEALTHY, LIQUIDATABLE, MARGIN_CALL, STATUS_NAMES
 from margin_engine.report import (
     WAD,
@@ -313,7 +313,7 @@ def run_demo(echo: Echo = print) -> None:
 
     from margin_engine.deploy import deploy
 
-    admin, lp, alice, bob, liquidator = accounts.test_accounts[:5]
+    admin, lp, alice, bob, liquidator, carol, dave, keeper = accounts.test_accounts[:8]
     config = default_config()
     params = next(m for m in config.markets if m.name == MARKET)
     liq = config.liquidation
@@ -431,13 +431,19 @@ def run_demo(echo: Echo = print) -> None:
     )
     _vault_state(ctx)
     _custody_check(ctx)
+    _risk_act(echo, admin, lp, carol, dave, keeper, first_step=len(PRICE_PATH) + 6)
     echo("")
-    echo(f"Done: {liquidations} liquidation(s), chain at block {chain.blocks.height}.")
+    echo(f"Done: {liquidations} liquidation(s) and a margin call, chain at block {chain.blocks.height}.")
 
 
 def _pct(wad: int) -> str:
     """A WAD rate as a percentage: ``10 %``."""
     return f"{Decimal(wad) * 100 / WAD:g} %"
+
+
+def _pct2(wad: int) -> str:
+    """A WAD rate as a percentage with two decimals: ``15.10 %``."""
+    return f"{Decimal(int(wad)) * 100 / WAD:.2f} %"
 
 
 def _price_note(usd: int, params: Any) -> str:
@@ -449,3 +455,138 @@ def _price_note(usd: int, params: Any) -> str:
         53_500: "The fall continues: alice's smaller position is under water again.",
     }
     return notes.get(usd, "The oracle reports a new price.")
+
+
+# --------------------------------------------------------------------------
+#                        Second act: the risk model
+# --------------------------------------------------------------------------
+
+WHALE_SIZE = 40 * WAD  # 2.4M notional at 60,000: across the 1M tier edge
+DAVE_DEPOSIT = 20_000
+SHOCK = [63_600, 59_800, 64_000, 59_500, 63_500, 60_000]  # hourly closes, about +-6 %
+
+
+def _risk_act(echo: Echo, admin: Any, lp: Any, carol: Any, dave: Any, keeper: Any, first_step: int) -> None:
+    """A deployment with the risk model on (``risk_config()``): size tiers, a
+    volatility shock that raises IM at once while MM ramps, and a margin call."""
+    from ape import chain
+
+    from margin_engine.deploy import deploy
+
+    config = risk_config()
+    system = deploy(config, admin, log=None)
+    engine, risk, lens, feed, usdc = system.engine, system.risk, system.lens, system.feeds[MARKET], system.settlement
+    market = system.markets[MARKET]
+    decimals = int(usdc.decimals())
+    one = 10**decimals
+
+    def fund(account: Any, whole: int) -> None:
+        usdc.mint(account, whole * one, sender=account)
+        usdc.approve(engine, whole * one, sender=account)
+        engine.deposit(0, usdc, whole * one, sender=account)
+
+    def buy(account: Any, size: int) -> None:
+        price = int(engine.oracle_price(market)[0])
+        engine.modify_position(account, 0, market, size, price * 101 // 100, sender=account)
+
+    def set_price(usd: int) -> None:
+        feed.set_answer(usd * 10 ** int(feed.decimals()), sender=admin)
+
+    def rates_line() -> str:
+        r = lens.market_risk(market)
+        ramp = ""
+        if int(r.vol_ramp_end) > chain.pending_timestamp:
+            hours = (int(r.vol_ramp_end) - chain.pending_timestamp) / 3600
+            ramp = f", ramping to {_pct2(r.vol_mm_target)} over the next {hours:.0f} h"
+        return (
+            f"sigma {_pct2(r.sigma_daily)} a day -> base IM {_pct2(r.im_rate)} (now), base MM"
+            f" {_pct2(r.mm_rate)}{ramp}"
+        )
+
+    echo("")
+    echo(f"== {first_step}. The risk model: a second deployment with deploy/risk.yaml")
+    _say(
+        echo,
+        "Same markets, now with the volatility margin calibrated on 2017-2024 BTC data (IM ="
+        " z x daily sigma, at least 10 %, MM half of it), size tiers (1.25x, 1.5x and 2x the base"
+        " rate above 1M, 5M and 20M USD of notional) and the margin-call band (25 % above MM).",
+    )
+    usdc.mint(lp, 20_000_000 * one, sender=lp)
+    usdc.approve(system.vault, 20_000_000 * one, sender=lp)
+    system.vault.deposit(20_000_000 * one, lp, sender=lp)
+    echo(f"   {MARKET}: {rates_line()}")
+
+    echo("")
+    echo(f"== {first_step + 1}. Size tiers")
+    fund(carol, 1_000_000)
+    buy(carol, WHALE_SIZE)
+    rates = lens.account_rates(carol, 0)
+    base = int(lens.market_risk(market).im_rate)
+    _say(
+        echo,
+        f"carol buys {fmt_size(WHALE_SIZE, MARKET, signed=False)} ({fmt_wad(rates.notional)} USD):"
+        f" the first 1M pays the base IM rate {_pct2(base)}, the rest 1.25x that, so her IM is"
+        f" {fmt_wad(rates.im_required)} USD, an effective {_pct2(rates.im_rate)} instead of"
+        f" {_pct2(base)} (MM {fmt_wad(rates.mm_required)}, {_pct2(rates.mm_rate)}).",
+    )
+    if not int(rates.im_rate) > base:
+        raise DemoError("the tiers did not raise carol's effective IM rate")
+
+    echo("")
+    echo(f"== {first_step + 2}. A volatility shock")
+    fund(dave, DAVE_DEPOSIT)
+    buy(dave, WAD)
+    state = engine.account(dave, 0)
+    _say(
+        echo,
+        f"dave buys 1 {MARKET} on {DAVE_DEPOSIT:,} USDC (IM {fmt_wad(state.im_required)}, MM"
+        f" {fmt_wad(state.mm_required)}). Then {MARKET} swings about 6 % every hour for"
+        f" {len(SHOCK)} hours; a keeper samples the price each hour (`update_volatility`).",
+    )
+    im_before = int(lens.market_risk(market).im_rate)
+    for usd in SHOCK:
+        chain.pending_timestamp += 3_600
+        set_price(usd)
+        risk.update_volatility(market, sender=keeper)
+    after = lens.market_risk(market)
+    echo(f"   {MARKET}: {rates_line()}")
+    state = engine.account(dave, 0)
+    _say(
+        echo,
+        f"dave's IM is now {fmt_wad(state.im_required)} and his MM {fmt_wad(state.mm_required)}:"
+        " IM applies at once to new risk, while MM climbs linearly, so the shock alone"
+        " liquidates nobody who was healthy before it.",
+    )
+    if not (int(after.im_rate) > im_before and int(after.vol_mm_target) > int(after.vol_mm_rate)):
+        raise DemoError("the shock should raise IM at once and ramp MM")
+
+    echo("")
+    echo(f"== {first_step + 3}. A margin call")
+    # The price at which dave's equity is 10 % above his MM (one long BTC, below the first tier).
+    state = engine.account(dave, 0)
+    price = int(engine.oracle_price(market)[0])
+    mm_rate = int(state.mm_required) * WAD // price
+    target = (price - int(state.equity_maint)) * WAD // (WAD - 11 * mm_rate // 10)
+    chain.pending_timestamp += 60
+    set_price(target // WAD)
+    state = engine.account(dave, 0)
+    _say(
+        echo,
+        f"{MARKET} falls to {fmt_wad(target // WAD * WAD)}: dave's equity {fmt_wad(state.equity_maint)} is"
+        f" below IM but within 25 % of his MM {fmt_wad(state.mm_required)}: the margin-call band."
+        " Anyone may now cut his position by up to a quarter for a quarter of the liquidation fee,"
+        " before he becomes liquidatable.",
+    )
+    receipt = engine.margin_call(dave, 0, market, WAD, sender=keeper)
+    event = receipt.events.filter(engine.MarginCall)[0]
+    state = engine.account(dave, 0)
+    _say(
+        echo,
+        f"The keeper's margin call closes {fmt_size(int(event.size_closed), MARKET, signed=False)} at"
+        f" {fmt_wad(event.price)} for a fee of {fmt_tokens(int(event.fee), decimals, 2)} USDC;"
+        f" dave now has equity {fmt_wad(state.equity_maint)} against MM {fmt_wad(state.mm_required)}"
+        f" ({STATUS_NAMES[int(state.status)]}).",
+    )
+    if int(state.status) >= LIQUIDATABLE or int(event.size_closed) != WAD // 4:
+        raise DemoError("the margin call should close a quarter and leave dave above MM")
+
