@@ -3,8 +3,13 @@
 Each settlement-decimals variant is deployed once per session in its own
 titanoboa environment; a test rolls its changes back with `system.env.anchor()`.
 
+`risk_boa_system(decimals)` is the same with a third market at $0.37 (so
+positions can be sized to any notional wei) for test_risk_vs_engine.py.
+
 Hypothesis: by default the random differential runs 50 examples per
-settlement decimals (about a minute). `HYPOTHESIS_PROFILE=fuzz` (or pytest's
+settlement decimals (about a minute), the risk-model tests 8 to 20 each
+(about a minute in all). `DIFFERENTIAL_NO_SHRINK=1` reports a risk-model
+failure as found (shrinking a stateful failure can take minutes). `HYPOTHESIS_PROFILE=fuzz` (or pytest's
 `--hypothesis-profile fuzz`) runs the `fuzz` profile's example count instead;
 the profile is registered here unless another conftest already did
 (tests/fuzz registers the same one). No profile is loaded globally: the
@@ -20,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.errors import InvalidArgument
 
-from differential_harness import BoaSystem, system_config
+from differential_harness import BoaSystem, risk_system_config, system_config
 
 try:
     settings.get_profile("fuzz")
@@ -45,6 +50,25 @@ def boa_system() -> Callable[[int], Any]:
         if decimals not in cache:
             with boa.swap_env(boa.Env()):
                 cache[decimals] = BoaSystem(system_config(decimals))
+        return cache[decimals]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def risk_boa_system() -> Callable[[int], Any]:
+    """risk_boa_system(decimals): `risk_system_config(decimals)` (BTC, ETH and
+    a $0.37 market, all static at deployment: the tests switch volatility,
+    tiers and the margin-call band on through both sides) deployed with
+    titanoboa like `boa_system`."""
+    import boa
+
+    cache: dict[int, BoaSystem] = {}
+
+    def get(decimals: int) -> BoaSystem:
+        if decimals not in cache:
+            with boa.swap_env(boa.Env()):
+                cache[decimals] = BoaSystem(risk_system_config(decimals))
         return cache[decimals]
 
     return get

@@ -3,9 +3,14 @@
 One `Differential` drives `margin_engine.model.Engine` and a deployed system
 (titanoboa `BoaSystem`, or Ape `ApeSystem`) through the same operations at the
 same timestamps, and checks after each one that both agree to the wei:
-revert reasons, return values, the PositionModified / Liquidation / BadDebt
-events, the ledgers (balances, insurance fund, vault assets, custody) and,
-at checkpoints, every account, position and market state.
+revert reasons, return values, the PositionModified / Liquidation / BadDebt /
+VaultShortfall / MarginCall events of the engine, the VolatilityUpdated /
+TiersRamp events of the risk model and the configurator's MaintenanceRamp,
+the ledgers (balances, insurance fund, vault assets, custody) and, at
+checkpoints, every account, position and market state. Once a market uses
+the risk model (volatility, tiers, static MM ramps), its risk state (the
+volatility estimate and rates word, the tier words, the MM ramp, the RISK_BIT
+and the base rates in force) is compared after every operation.
 
 Operations are given in relative terms (a fraction of what the account could
 open, of its position, of its balance...) and turned into absolute numbers
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +29,28 @@ from eth_abi import decode as abi_decode
 
 from margin_engine.config import DeployConfig, RolesConfig, default_config
 from margin_engine.deploy import deploy
+from margin_engine import volatility
 from margin_engine.model import (
     BANKRUPT,
     LIQUIDATABLE,
+    RISK_BIT,
+    TIER_SCHEDULE_MASK,
     WAD,
     Engine,
     LiquidationParams,
+    Market,
     MarketParams,
     ModelRevert,
+    average_mm_rate,
+    base_rates,
     current_index,
     floor_div,
+    in_force,
+    mmr_in_force,
+    mul_div_up,
     position_value,
+    requirements,
+    vol_mm_in_force,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +59,13 @@ UINT_MAX = 2**256 - 1
 BUY_ANY = 2**255  # widest limit for a buy
 SELL_ANY = 0  # widest limit for a sell
 PPM = 10**6
-COMPARED_EVENTS = ("PositionModified", "Liquidation", "BadDebt", "VaultShortfall")
+COMPARED_EVENTS = ("PositionModified", "Liquidation", "BadDebt", "VaultShortfall", "MarginCall")
+# Logged by the risk model (volatility samples and parameters, tier changes)
+# and by the configurator (a new static MM ramp); compared too.
+RISK_EVENTS = ("VolatilityUpdated", "TiersRamp")
+CONFIGURATOR_EVENTS = ("MaintenanceRamp",)
+MIN_RATE_CHANGE_DELAY = 3_600  # EngineConfigurator
+MAX_RATE_STEP = WAD // 20  # EngineConfigurator
 ERROR_SELECTOR = bytes.fromhex("08c379a0")
 # The mock token's revert when the engine sends more than it holds.
 INSOLVENT_TRANSFER = "erc20: transfer amount exceeds balance"
@@ -65,6 +88,26 @@ def system_config(decimals: int) -> DeployConfig:
             ),
         }
     )
+
+
+def risk_system_config(decimals: int) -> DeployConfig:
+    """`system_config(decimals)` plus a third market, 'DOGE' at $0.37 (8-decimal
+    feed, bounds $0.0037 to $37, 10**10 units of open interest a side): at a
+    price below $1 every notional is the notional of some size, so positions
+    can be sized to land on any wei (tier edges). Volatility, tiers and the
+    margin-call band are left off: tests switch them on through both sides."""
+    config = system_config(decimals)
+    btc = config.markets[0]
+    doge = btc.model_copy(
+        update={
+            "name": "DOGE",
+            "mock_price": Decimal("0.37"),
+            "min_price": 37 * WAD // 10_000,
+            "max_price": 37 * WAD,
+            "max_oi": 10**10 * WAD,
+        }
+    )
+    return config.model_copy(update={"markets": [*config.markets, doge]})
 
 
 def model_for(config: DeployConfig, now: int) -> Engine:
@@ -91,6 +134,109 @@ def spec_liquidation_price(state: Any, size: int, price: int, mmr: int) -> int:
         d = (-size * (WAD + mmr)) // WAD
         p = price + floor_div(slack * WAD, d) if d else 0
     return p if d and p > 0 else 0
+
+
+def liquidation_mmr(market: Market, pos: Any, now: int) -> int:
+    """The rate of the liquidation-price formula: the ``mmr`` in force, or in a
+    market using the risk model the position's average MM rate (engine-spec
+    "Liquidation price", risk-model 10.3)."""
+    current = in_force(market, now)
+    if not market.risk:
+        return current.params.mmr
+    return average_mm_rate(current, mul_div_up(abs(pos.size), market.price, WAD), now)
+
+
+def rates_word(market: Market) -> int:
+    """The engine's stored rates word: ``imr | RISK_BIT | mmr << 64 | fee_rate << 128 | liq_fee << 192``
+    (``mmr`` is the target of a ramp, the risk model keeps the ramp)."""
+    p = market.params
+    return p.imr | (RISK_BIT if market.risk else 0) | p.mmr << 64 | p.fee_rate << 128 | p.liq_fee << 192
+
+
+def model_risk_state(market: Market, now: int) -> tuple[Any, ...]:
+    """What `BoaSystem.risk_state` reads, from the model: ``risk.volatility``
+    (var, daily sigma up, anchor price, next sample time, IM rate, MM in
+    force, MM target, ramp end; zeros without volatility), ``risk.tiers``,
+    ``risk.mm_ramp``, ``configurator.mm_ramp``, the stored rates word and
+    ``lens.market_params`` (with the base rates in force)."""
+    vol: tuple[int, ...] = (0,) * 8
+    if market.vol_params is not None:
+        state, rates = market.vol_state, market.vol_rates
+        assert state is not None
+        following = (state.anchor_epoch + 1) * market.vol_params.epoch if state.anchor_price else 0
+        vol = (
+            state.var,
+            volatility.sqrt_up(state.var * 86_400 * WAD),
+            state.anchor_price,
+            following,
+            rates[0],
+            vol_mm_in_force(rates, now),
+            rates[2],
+            rates[4],
+        )
+    tiers = market.tiers
+    tiers_t = (tiers & TIER_SCHEDULE_MASK, market.old_tiers, (tiers >> 192) & (2**32 - 1), tiers >> 224)
+    ramp = market.mm_ramp or (0, 0, 0, 0)
+    imr, mmr = base_rates(market, now)
+    p = market.params
+    params = (imr, mmr, p.fee_rate, p.liq_fee, p.max_oi, p.min_notional, p.funding_rate_max)
+    return vol, tiers_t, tuple(ramp), tuple(ramp), rates_word(market), params
+
+
+def risk_events(model: Engine, before: dict[int, tuple[Any, ...]], risk_op: str | None) -> list[tuple[str, dict]]:
+    """The risk model's and configurator's compared events of a successful
+    operation, from the model's state before (``(vol_state, vol_rates,
+    mm_ramp)`` per market) and after it:
+
+    - a volatility sample with an anchor logs ``VolatilityUpdated`` (the
+      first sample of a series only anchors, silently);
+    - ``set_volatility`` logs ``VolatilityUpdated`` with anchor 0 (all zero
+      when it turns volatility off);
+    - ``set_tiers`` logs ``TiersRamp``;
+    - ``set_market_params`` starting a new static MM ramp logs ``MaintenanceRamp``.
+    """
+    events: list[tuple[str, dict]] = []
+    for m, market in model.markets.items():
+        state, rates, ramp = before.get(m, (None, (0,) * 5, None))
+        if risk_op == f"set_volatility({m})":
+            var = market.vol_state.var if market.vol_state is not None else 0
+            im, old, new, start, end = market.vol_rates
+            events.append(
+                (
+                    "VolatilityUpdated",
+                    dict(market=m, var=var, anchor_price=0, im_rate=im, mm_rate_from=old, mm_rate_to=new,
+                         ramp_start=start, ramp_end=end),
+                )
+            )  # fmt: skip
+        elif state is not None and state.anchor_price and market.vol_state is not None and market.vol_state != state:
+            im, old, new, start, end = market.vol_rates
+            events.append(
+                (
+                    "VolatilityUpdated",
+                    dict(market=m, var=market.vol_state.var, anchor_price=market.vol_state.anchor_price, im_rate=im,
+                         mm_rate_from=old, mm_rate_to=new, ramp_start=start, ramp_end=end),
+                )
+            )  # fmt: skip
+        if risk_op == f"set_tiers({m})":
+            start, end = (market.tiers >> 192) & (2**32 - 1), market.tiers >> 224
+            events.append(
+                (
+                    "TiersRamp",
+                    dict(market=m, old_tiers=market.old_tiers, new_tiers=market.tiers & TIER_SCHEDULE_MASK,
+                         ramp_start=start, ramp_end=end),
+                )
+            )  # fmt: skip
+        if risk_op == f"set_market_params({m})" and market.mm_ramp is not None and market.mm_ramp != ramp:
+            old, new, start, end = market.mm_ramp
+            events.append(("MaintenanceRamp", dict(market=m, old_mmr=old, new_mmr=new, start=start, end=end)))
+    return events
+
+
+def vol_params_tuple(params: volatility.VolParams | None) -> tuple[int, ...]:
+    """The configurator's ``VolatilityParams`` struct (all zero: volatility off)."""
+    if params is None:
+        return (0,) * 7
+    return (params.epoch, params.decay, params.z, params.horizon, params.floor, params.cap, params.mm_fraction)
 
 
 # --------------------------------------------------------------------------
@@ -147,6 +293,50 @@ class _EngineCalls:
     def unpause(self) -> Any:
         return self._tx(self.guardian, self.configurator.unpause)
 
+    # Risk model (docs/risk-model.md sections 10-12).
+
+    def margin_call(self, owner: str, sub: int, market: int, max_size: int, caller: str) -> Any:
+        return self._tx(caller, self.engine.margin_call, owner, sub, market, max_size)
+
+    def update_volatility(self, market: int, caller: str) -> Any:
+        return self._tx(caller, self.risk.update_volatility, market)
+
+    def set_market_params(self, market: int, params: tuple[int, ...]) -> Any:
+        return self._tx(self.risk_manager, self.configurator.set_market_params, market, params)
+
+    def set_volatility(self, market: int, params: tuple[int, ...], seed_var: int) -> Any:
+        return self._tx(self.risk_manager, self.configurator.set_volatility, market, params, seed_var)
+
+    def set_tiers(self, market: int, edges: list[int], mults: list[int]) -> Any:
+        return self._tx(self.risk_manager, self.configurator.set_tiers, market, edges, mults)
+
+    def set_call_params(self, buffer: int, fee_share: int, fraction: int) -> Any:
+        return self._tx(self.risk_manager, self.configurator.set_call_params, buffer, fee_share, fraction)
+
+    def set_mm_ramp_duration(self, duration: int) -> Any:
+        return self._tx(self.admin, self.configurator.set_mm_ramp_duration, duration)
+
+    def risk_state(self, market: int) -> tuple[Any, ...]:
+        """(volatility(), tiers(), risk.mm_ramp(), configurator.mm_ramp(), rates word,
+        lens.market_params()) of a market."""
+        return (
+            tuple(self.risk.volatility(market)),
+            tuple(self.risk.tiers(market)),
+            tuple(self.risk.mm_ramp(market)),
+            tuple(self.configurator.mm_ramp(market)),
+            self.engine.market_words(market)[2],
+            self.lens.market_params(market),
+        )
+
+    def _compared(self, name: str, address: Any) -> bool:
+        """Whether a log is one the harness compares (by event name and emitter)."""
+        address = str(address)
+        if address == str(self.engine.address):
+            return name in COMPARED_EVENTS
+        if self.risk is not None and address == str(self.risk.address):
+            return name in RISK_EVENTS
+        return address == str(self.configurator.address) and name in CONFIGURATOR_EVENTS
+
 
 class BoaSystem(_EngineCalls):
     """The whole system deployed with titanoboa, configured like `config`."""
@@ -180,6 +370,8 @@ class BoaSystem(_EngineCalls):
         self.traders = [env.generate_address(f"trader{i}") for i in range(traders)]
         config = config.model_copy(update={"roles": RolesConfig(guardian=self.guardian)})
         deployment = deploy(config, self.admin, log=None, contracts=self._deployer)
+        self.risk_manager = self.admin  # the deployer keeps RISK_MANAGER_ROLE
+        self.risk = deployment.risk
         self.token, self.engine = deployment.settlement, deployment.engine
         self.configurator, self.vault, self.lens = deployment.configurator, deployment.vault, deployment.lens
         self.feeds = list(deployment.feeds.values())
@@ -215,7 +407,7 @@ class BoaSystem(_EngineCalls):
         events = []
         for log in fn.contract.get_logs():
             name = type(log).__name__
-            if name in COMPARED_EVENTS and str(log.address) == str(self.engine.address):
+            if self._compared(name, log.address):
                 fields = log._asdict()
                 fields.pop("address")
                 events.append((name, _normalise(fields)))
@@ -280,6 +472,7 @@ class ApeSystem(_EngineCalls):
         self.chain = chain
         self.engine = system.engine
         self.configurator = system.configurator
+        self.risk = getattr(system, "risk", None)
         self.vault = system.vault
         self.token = system.settlement
         self.feeds = [system.feeds[m.name] for m in system.config.markets]
@@ -321,7 +514,7 @@ class ApeSystem(_EngineCalls):
             raise Reverted(err.revert_message or "") from None
         events = []
         for log in receipt.events:
-            if log.event_name in COMPARED_EVENTS and log.contract_address == self.engine.address:
+            if self._compared(log.event_name, log.contract_address):
                 events.append((log.event_name, _normalise(dict(log.event_arguments))))
         return None, events
 
@@ -393,6 +586,12 @@ class Differential:
         self.trace: list[str] = []
         self.stats: Counter[str] = Counter()
         self.snapshots: list[Snapshot] = []
+        # The configurator's governance clocks (the model does not keep them).
+        self.rates_changed_at: dict[int, int] = {}
+        self.vol_changed_at: dict[int, int] = {}
+        # Set by the first risk-model operation: from then on every market's
+        # risk state is compared after every operation (`check_risk`).
+        self.risk_used = False
 
     # ------------------------------------------------------------ lockstep
 
@@ -401,11 +600,26 @@ class Differential:
         self.sys.at(self.now)
         self.model.now = self.now
 
-    def _both(self, label: str, contract_call: Any, model_call: Any, touched: list[tuple[str, int]]) -> Any:
-        """Run one operation on both sides and compare the outcome."""
+    def _both(
+        self,
+        label: str,
+        contract_call: Any,
+        model_call: Any,
+        touched: list[tuple[str, int]],
+        risk_op: str | None = None,
+        risk: bool = False,
+    ) -> Any:
+        """Run one operation on both sides and compare the outcome (`risk`:
+        a risk-model operation, which turns `check_risk` on).
+
+        ``risk_op`` names a parameter change (``set_volatility``,
+        ``set_tiers``, ``set_market_params``) whose risk-model or configurator
+        event the model is expected to produce (see :func:`risk_events`);
+        volatility samples are recognised by themselves."""
         self._tick()
         self.trace.append(label)
         self.known.update(touched)
+        self.risk_used |= risk or risk_op is not None
         c_reason = m_reason = None
         c_result: Any = None
         c_events: list[Any] = []
@@ -414,6 +628,7 @@ class Differential:
         except Reverted as err:
             c_reason = err.reason
         n_events = len(self.model.events)
+        before = {m: (market.vol_state, market.vol_rates, market.mm_ramp) for m, market in self.model.markets.items()}
         m_result = None
         try:
             m_result = model_call()
@@ -427,17 +642,21 @@ class Differential:
         else:
             self.stats[label.split("(")[0]] += 1
             m_events = [(name, _normalise(fields)) for name, fields in self.model.events[n_events:]]
+            m_events += [(name, _normalise(fields)) for name, fields in risk_events(self.model, before, risk_op)]
             # Compared in a fixed order: the contract logs BadDebt before
             # Liquidation, the model after (the spec does not order them).
             c_events.sort(key=_event_key)
             m_events.sort(key=_event_key)
             assert c_events == m_events, f"events differ:\ncontract {c_events}\nmodel    {m_events}{where}"
-            for name, _ in c_events:
-                if name != "PositionModified":
+            for name, fields in c_events:
+                if name == "MarginCall" and fields["size_closed"] == 0:
+                    self.stats["MarginCall: a reduction left the account in the band"] += 1
+                elif name != "PositionModified":
                     self.stats[name] += 1
             if c_result is not None and m_result is not None:
                 assert c_result == m_result, f"return value: contract {c_result}, model {m_result}{where}"
         self.check_ledgers(touched)
+        self.check_risk()
         return m_reason
 
     def _who(self, owner: str) -> str:
@@ -477,6 +696,45 @@ class Differential:
             self.stats["vault assets negative"] += 1
         assert custody == balances + insurance + self.model.vault_assets, f"ledger not conserved{where}"
 
+    def check_risk(self) -> None:
+        """Every market's risk state against the model, once a risk-model
+        operation ran (or the model flags a market)."""
+        if not self.risk_used and not any(market.risk for market in self.model.markets.values()):
+            return
+        where = self._where()
+        for m in self.model.markets:
+            got = self.sys.risk_state(m)
+            want = model_risk_state(self.model.markets[m], self.now)
+            got_t = (got[0], got[1], got[2], got[3], got[4], tuple(got[5]))
+            assert got_t == want, f"risk state of market {m}:\ncontract {got_t}\nmodel    {want}{where}"
+        self.stats["risk state compared"] += 1
+
+    def compare_account(self, owner: str, sub: int) -> tuple[int, ...]:
+        """One account's balance and margin view against the model."""
+        state = self.model.account(owner, sub)
+        got = self.sys.account(owner, sub)
+        got_t = (
+            self.sys.balance_of(owner, sub),
+            got.equity_init,
+            got.equity_maint,
+            got.im_required,
+            got.mm_required,
+            got.status,
+            got.positions,
+        )
+        want = (
+            self.model.balance_of(owner, sub),
+            state.equity_init,
+            state.equity_maint,
+            state.im_required,
+            state.mm_required,
+            state.status,
+            state.positions,
+        )
+        assert got.prices_ok
+        assert got_t == want, f"account {owner}/{sub}: contract {got_t}, model {want}{self._where()}"
+        return got_t
+
     def compare_all(self, liquidation_prices: bool = False) -> Snapshot:
         """Every known account, balance, position and market against the model
         (and, if asked, every liquidation price against the spec)."""
@@ -490,31 +748,10 @@ class Differential:
             snap.markets[m] = got_t
         for owner, sub in sorted(self.known):
             state = self.model.account(owner, sub)
-            got = self.sys.account(owner, sub)
-            balance = self.sys.balance_of(owner, sub)
-            got_t = (
-                balance,
-                got.equity_init,
-                got.equity_maint,
-                got.im_required,
-                got.mm_required,
-                got.status,
-                got.positions,
-            )
-            want = (
-                self.model.balance_of(owner, sub),
-                state.equity_init,
-                state.equity_maint,
-                state.im_required,
-                state.mm_required,
-                state.status,
-                state.positions,
-            )
-            assert got.prices_ok
-            assert got_t == want, f"account {owner}/{sub}: contract {got_t}, model {want}{where}"
+            got_t = self.compare_account(owner, sub)
             snap.accounts[(self._who(owner), sub)] = got_t
             self.stats[f"state {state.status}"] += 1
-            if got.positions == 0 and state.positions == 0:
+            if state.positions == 0:
                 continue
             for m, market in self.model.markets.items():
                 pos = self.model.position(owner, sub, m)
@@ -536,7 +773,7 @@ class Differential:
                 snap.positions[(self._who(owner), sub, m)] = got_pt
                 if pos is not None and liquidation_prices:
                     lp = self.sys.liquidation_price(owner, sub, m)
-                    want_lp = spec_liquidation_price(state, pos.size, market.price, market.params.mmr)
+                    want_lp = spec_liquidation_price(state, pos.size, market.price, liquidation_mmr(market, pos, self.now))
                     assert lp == want_lp, f"liquidation price {owner}/{sub}/{m}: lens {lp}, spec {want_lp}{where}"
                     model_lp = self.model.liquidation_price(owner, sub, m)
                     assert lp == model_lp, f"liquidation price {owner}/{sub}/{m}: lens {lp}, model {model_lp}{where}"
@@ -630,14 +867,37 @@ class Differential:
         return self.model.modify_position(owner, sub, market, delta, limit)
 
     def max_open(self, trader: int, sub: int, market: int) -> int:
-        """About the largest size the account can add in `market` (IM and fee)."""
-        state = self.model.account(self.owner(trader), sub)
+        """About the largest size the account can add in `market` (IM and fee);
+        in a market using the risk model (tiers, volatility), the largest
+        increase of the position (or new long) whose IM and fee fit, searched
+        on the model."""
+        owner = self.owner(trader)
+        state = self.model.account(owner, sub)
         free = state.equity_init - state.im_required
-        params = self.model.markets[market].params
-        price = self.model.markets[market].price
+        mirror = self.model.markets[market]
+        params, price = mirror.params, mirror.price
         if free <= 0:
             return 0
-        return free * WAD // (params.imr + params.fee_rate) * WAD // price
+        if not mirror.risk:
+            return free * WAD // (params.imr + params.fee_rate) * WAD // price
+        now = self.now + 1
+        pos = self.model.position(owner, sub, market)
+        size = abs(pos.size) if pos is not None else 0
+        im_old = requirements(mirror, mul_div_up(size, price, WAD), now)[0] if size else 0
+
+        def fits(q: int) -> bool:
+            fee = -(-mul_div_up(mul_div_up(q, price, WAD), params.fee_rate, WAD) // self.scale) * self.scale
+            im_new = requirements(mirror, mul_div_up(size + q, price, WAD), now)[0]
+            return state.equity_init - fee >= state.im_required - im_old + im_new
+
+        lo, hi = 0, free * WAD // base_rates(mirror, now)[0] * WAD // price + 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fits(mid):
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
 
     def open(self, trader: int, sub: int, market: int, long: bool, kind: str, ppm: int, limit_kind: int = 0) -> Any:
         """Open or increase: `kind` 'dust' (ppm wei), else `ppm` of `max_open`."""
@@ -735,15 +995,184 @@ class Differential:
             [],
         )
 
+    # ------------------------------------------------------- risk model
+
+    def margin_call(
+        self, trader: int, sub: int, market: int, max_size: int = UINT_MAX, caller: str | None = None
+    ) -> Any:
+        """A margin call by the liquidator (or by `caller`), fee to its sub-account 0."""
+        owner = self.owner(trader)
+        who = caller or self.sys.liquidator
+        reason = self._both(
+            f"margin_call({trader},{sub},{market},{max_size})",
+            lambda: self.sys.margin_call(owner, sub, market, max_size, who),
+            lambda: self.model.margin_call(who, owner, sub, market, max_size),
+            [(owner, sub), (who, 0)],
+            risk=True,
+        )
+        if reason is None:
+            left = self.model.position(owner, sub, market)
+            self.stats["partial margin call" if left is not None else "full margin call"] += 1
+        return reason
+
+    def margin_call_fraction(self, trader: int, sub: int, market: int, ppm: int) -> Any:
+        """A margin call with `max_size` = `ppm` of the position (0: no cap)."""
+        pos = self.model.position(self.owner(trader), sub, market)
+        if pos is None:
+            return None
+        cap = UINT_MAX if ppm == 0 else max(1, abs(pos.size) * ppm // PPM)
+        return self.margin_call(trader, sub, market, cap)
+
+    def update_volatility(self, market: int) -> Any:
+        """A keeper's sample (`RiskModel.update_volatility`)."""
+        caller = self.sys.liquidator
+        return self._both(
+            f"update_volatility({market})",
+            lambda: self.sys.update_volatility(market, caller),
+            lambda: self.model.update_volatility(market),
+            [],
+            risk=True,
+        )
+
+    def set_market_params(self, market: int, params: MarketParams) -> Any:
+        """`configurator.set_market_params`, with the configurator's bounds, step
+        and delay rules mirrored here (the model does not keep them)."""
+        changed = False
+
+        def model_call() -> None:
+            nonlocal changed
+            mirror = self.model.markets[market]
+            old, now = mirror.params, self.now
+            current = mmr_in_force(mirror, now)
+            if not (
+                0 < params.liq_fee < params.mmr < params.imr <= WAD
+                and params.fee_rate <= 10**16
+                and params.funding_rate_max <= WAD // 100 // 3_600
+                and params.max_oi < 2**128
+                and params.min_notional < 2**128
+            ):
+                raise ModelRevert("configurator: bad params")
+            changed = (params.imr, params.mmr, params.liq_fee) != (old.imr, old.mmr, old.liq_fee)
+            if changed:
+                if now < self.rates_changed_at.get(market, 0) + MIN_RATE_CHANGE_DELAY:
+                    raise ModelRevert("configurator: too soon")
+                if (
+                    abs(params.imr - old.imr) > MAX_RATE_STEP
+                    or abs(params.mmr - current) > MAX_RATE_STEP
+                    or abs(params.liq_fee - old.liq_fee) > MAX_RATE_STEP
+                    or params.mmr > old.imr
+                ):
+                    raise ModelRevert("configurator: step")
+            if params.mmr > current and params.liq_fee >= current:
+                raise ModelRevert("configurator: bad params")
+            self.model.set_market_params(market, params)
+
+        reason = self._both(
+            f"set_market_params({market},{params.imr},{params.mmr},{params.liq_fee})",
+            lambda: self.sys.set_market_params(market, tuple(vars(params).values())),
+            model_call,
+            [],
+            risk_op=f"set_market_params({market})",
+        )
+        if reason is None and changed:
+            self.rates_changed_at[market] = self.now
+        return reason
+
+    def set_mmr(self, market: int, bps: int) -> Any:
+        """Move the static mmr `bps` basis points of WAD from the rate in force
+        (a rise ramps in), keeping it between liq_fee and imr."""
+        mirror = self.model.markets[market]
+        params = mirror.params
+        current = mmr_in_force(mirror, self.now + 1)
+        mmr = min(max(current + bps * WAD // 10_000, params.liq_fee + 1), params.imr - 1)
+        return self.set_market_params(market, MarketParams(**{**vars(params), "mmr": mmr}))
+
+    def set_volatility(self, market: int, params: tuple[int, ...], seed_var: int) -> Any:
+        """`configurator.set_volatility` with the struct `params` (all zero:
+        off); the bounds, delay and step rules mirrored here."""
+
+        def model_call() -> None:
+            mirror = self.model.markets[market]
+            vol = None
+            if any(params):
+                try:
+                    vol = volatility.VolParams(*params)
+                except ValueError:
+                    raise ModelRevert("configurator: bad params") from None
+                if seed_var > volatility.MAX_VAR:
+                    raise ModelRevert("configurator: bad params")
+            old = mirror.vol_params
+            if old is not None:
+                if self.now < self.vol_changed_at.get(market, 0) + MIN_RATE_CHANGE_DELAY:
+                    raise ModelRevert("configurator: too soon")
+                if vol is not None and (
+                    abs(vol.floor - old.floor) > MAX_RATE_STEP or abs(vol.cap - old.cap) > MAX_RATE_STEP
+                ):
+                    raise ModelRevert("configurator: step")
+            self.model.set_volatility(market, vol, seed_var)
+
+        reason = self._both(
+            f"set_volatility({market},{params},{seed_var})",
+            lambda: self.sys.set_volatility(market, params, seed_var),
+            model_call,
+            [],
+            risk_op=f"set_volatility({market})",
+        )
+        if reason is None:
+            self.vol_changed_at[market] = self.now
+        return reason
+
+    def set_tiers(self, market: int, edges: list[int], mults: list[int]) -> Any:
+        return self._both(
+            f"set_tiers({market},{edges},{mults})",
+            lambda: self.sys.set_tiers(market, list(edges), list(mults)),
+            lambda: self.model.set_tiers(market, tuple(edges), tuple(mults)),
+            [],
+            risk_op=f"set_tiers({market})",
+        )
+
+    def set_call_params(self, buffer: int, fee_share: int, fraction: int) -> Any:
+        return self._both(
+            f"set_call_params({buffer},{fee_share},{fraction})",
+            lambda: self.sys.set_call_params(buffer, fee_share, fraction),
+            lambda: self.model.set_call_params(buffer, fee_share, fraction),
+            [],
+            risk=True,
+        )
+
+    def set_ramp_duration(self, seconds: int) -> Any:
+        def model_call() -> None:
+            if not 3_600 <= seconds <= 30 * 86_400:
+                raise ModelRevert("configurator: bad params")
+            self.model.ramp_duration = seconds
+
+        return self._both(
+            f"set_mm_ramp_duration({seconds})",
+            lambda: self.sys.set_mm_ramp_duration(seconds),
+            model_call,
+            [],
+            risk=True,
+        )
+
     def set_price(self, market: int, ppm: int) -> None:
         """Move the market's price to `ppm` / 10**6 of its current answer."""
-        answer = max(1, self.answers[market] * ppm // PPM)
+        self._post_answer(market, max(1, self.answers[market] * ppm // PPM))
+
+    def _post_answer(self, market: int, answer: int) -> None:
+        # Within the oracle's bounds (the model has none).
+        config = self.config.markets[market]
+        scale = self.feed_scale[market]
+        answer = min(max(answer, -(-config.min_price // scale)), config.max_price // scale)
         self.answers[market] = answer
         self._tick()
         self.trace.append(f"price({market},{answer})")
         self.sys.set_answer(market, answer)
         self.model.set_price(market, answer * self.feed_scale[market])
         self.sys.settle(self.now)
+
+    def set_price_to(self, market: int, price: int) -> None:
+        """Move the market's price to about `price` (WAD, at the feed's precision)."""
+        self._post_answer(market, max(1, price // self.feed_scale[market]))
 
     def advance(self, seconds: int) -> None:
         """Let time pass, then refresh every feed (heartbeat) at the same answers."""
@@ -842,6 +1271,23 @@ def run(diff: Differential, ops: list[tuple]) -> None:
             diff.fund_insurance(tokens(decimals, *args))
         elif kind == "pause":
             diff.pause(*args)
+        # Risk model (docs/risk-model.md sections 10-12).
+        elif kind == "margin_call":
+            diff.margin_call_fraction(*args)
+        elif kind == "update_vol":
+            diff.update_volatility(*args)
+        elif kind == "set_vol":
+            diff.set_volatility(*args)
+        elif kind == "set_tiers":
+            diff.set_tiers(*args)
+        elif kind == "set_mmr":
+            diff.set_mmr(*args)
+        elif kind == "call_params":
+            diff.set_call_params(*args)
+        elif kind == "ramp_duration":
+            diff.set_ramp_duration(*args)
+        elif kind == "check":
+            diff.compare_all()
         else:  # pragma: no cover
             raise AssertionError(kind)
 

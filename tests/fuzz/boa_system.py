@@ -107,6 +107,7 @@ class System:
     usdc: Any
     engine: Any
     configurator: Any
+    risk: Any
     vault: Any
     lens: Any
     feeds: list[Any]
@@ -157,11 +158,25 @@ def deploy_system(decimals: int = 6, vault_funding: int = 1_000_000) -> System:
         usdc=usdc,
         engine=engine,
         configurator=deployment.configurator,
+        risk=deployment.risk,
         vault=vault,
         lens=deployment.lens,
         feeds=list(deployment.feeds.values()),
         deployed_at=boa.env.timestamp,
     )
+
+
+@functools.cache
+def deployed_system(decimals: int = 6, vault_funding: int = 1_000_000) -> tuple[Any, System]:
+    """``deploy_system`` run once per arguments in its own titanoboa
+    environment, returned with it: a stateful example enters the environment
+    (``boa.swap_env``) and an anchor, and leaves both at its teardown, so
+    every example starts from the same freshly deployed state without paying
+    for the deployment (the global environment is left alone)."""
+    env = boa.Env()
+    with boa.swap_env(env):
+        system = deploy_system(decimals, vault_funding)
+    return env, system
 
 
 def revert_reason(error: Exception) -> str:

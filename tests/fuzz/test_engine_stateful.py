@@ -15,7 +15,15 @@ vault funded with 1,000,000 tokens by ``lp``) with random sequences of:
 - liquidation attempts by ``liquidator`` on any account and market, uncapped
   or capped by ``max_size``;
 - LP deposits and redeems by two LPs, insurance top-ups, pause and unpause by
-  the guardian (and a pause attempt by someone without the role).
+  the guardian (and a pause attempt by someone without the role);
+- the risk model (docs/risk-model.md): in most runs BTC (or both markets)
+  starts as a risk market (volatility margin, tiers or both) and the
+  margin-call band is on; the risk manager sets, re-seeds, changes and
+  removes volatility parameters and tier schedules (and tries out-of-bounds
+  ones), static rates ramp, the admin changes the ramp duration, keepers
+  sample the volatility (`update_volatility`), margin calls (capped or not)
+  hit accounts moved into the band, and accounts in the band reduce
+  themselves (a reduction left in the band logs MarginCall).
 
 Every call is run on the contract and on a copy of the Python reference
 model (``margin_engine.model.Engine``). A call must revert exactly when the
@@ -41,6 +49,16 @@ account is back above ``mm_required * (1 + buffer)`` with a higher
 roundings: see ``test_findings.py``); 12 each ``BadDebt`` is paid by the
 insurance fund first, the rest is the vault's loss, and a ``VaultShortfall``
 leaves the vault empty; 13 a flat account can always withdraw its balance.
+Risk model: after every step the volatility estimate and rates word
+(``risk.volatility``) of each volatility market, and after every change of a
+market's rates, volatility or tiers its whole risk state
+(``lens.market_risk``: RISK_BIT, base rates in force, volatility, static MM
+ramp, tier words) equal the model's; grandfathering: an account that was not
+LIQUIDATABLE is still not after a pure parameter change (rates, margin
+terms, volatility, tiers, call band, ramp duration) or a volatility sample
+at unchanged prices and time; a margin call succeeds only in the band,
+pays its fee to the caller, and leaves ``equity_maint - mm_required`` lower
+by at most the 3 token units of rounding (never LIQUIDATABLE).
 
 Profiles (``tests/fuzz/conftest.py``): ``default`` runs ~30 examples of up to
 40 steps per settlement-token decimals (6 and 18); the long run is
@@ -61,7 +79,7 @@ from boa_system import (
     ETH,
     UINT256_MAX,
     WAD,
-    deploy_system,
+    deployed_system,
     machine_settings,
     revert_reason,
 )
@@ -75,8 +93,12 @@ from hypothesis.stateful import (
 )
 
 from margin_engine import model as ref
+from margin_engine import volatility as vol
 
 MASK160 = 2**160 - 1
+MASK192 = 2**192 - 1
+RATE_DELAY = 3_600  # EngineConfigurator.MIN_RATE_CHANGE_DELAY
+RATE_STEP = WAD // 20  # EngineConfigurator.MAX_RATE_STEP
 
 VAULT_FUNDING = 1_000_000  # whole tokens
 MARKETS = (BTC, ETH)
@@ -114,6 +136,49 @@ time_step = st.one_of(
 )
 cap_mode = st.sampled_from(["max", "max", "exact", "part", "one", "zero"])
 dust_size = st.integers(0, 10**12)
+# Risk model (docs/risk-model.md): tier schedules as fractions of a market's
+# open-interest capacity (`_edges`), volatility parameters, margin-call band.
+tier_schedule = st.integers(0, 4).flatmap(
+    lambda k: st.tuples(
+        st.lists(st.integers(1, 10_000), min_size=k, max_size=k, unique=True).map(sorted),
+        st.lists(st.integers(100, 1_000), min_size=k, max_size=k).map(sorted),
+    )
+)
+bad_schedule = st.sampled_from(
+    [
+        ((100, 100), (200, 300)),  # edges not increasing
+        ((200, 100), (200, 300)),
+        ((100,), (99,)),  # multiplier below 1x
+        ((100, 200), (300, 200)),  # multipliers falling
+        ((100,), (10_001,)),
+        ((100, 200), (200,)),  # lengths differ
+        ((2**32,), (200,)),  # edge too wide
+    ]
+)
+vol_struct = st.tuples(
+    st.sampled_from([300, 3_600, 3_600, 86_400]),  # epoch
+    st.sampled_from([WAD // 2, vol.decay_from_half_life(24), vol.decay_from_half_life(336), WAD - WAD // 100_000]),
+    st.integers(WAD, 10 * WAD),  # z
+    st.sampled_from([3_600, 86_400, 86_400]),  # horizon
+    st.sampled_from([WAD // 200, WAD // 20, WAD // 10, WAD // 5]),  # floor
+    st.sampled_from([WAD // 4, WAD // 2, WAD]),  # cap
+    st.sampled_from([WAD // 10, WAD // 2, 9 * WAD // 10]),  # mm_fraction
+)
+# The seed as the share (ppm) of the cap its IM rate gives; 0 = keep the estimate.
+seed_ppm = st.one_of(st.just(0), st.integers(1, 10**6))
+valid_calls = st.tuples(
+    st.sampled_from([WAD // 10, WAD // 4, WAD // 2, WAD]),
+    st.sampled_from([0, WAD // 4, WAD // 2]),
+    st.sampled_from([WAD // 100, WAD // 4, WAD // 2]),
+)
+call_struct = st.one_of(
+    valid_calls,
+    valid_calls,
+    valid_calls,
+    st.tuples(st.sampled_from([0, WAD + 1]), st.just(WAD // 4), st.just(WAD // 4)),  # off, or too wide
+    st.tuples(st.just(WAD // 4), st.just(WAD // 2 + 1), st.just(WAD // 4)),  # fee share too high
+    st.tuples(st.just(WAD // 4), st.just(WAD // 4), st.sampled_from([WAD // 100 - 1, WAD // 2 + 1])),
+)
 
 
 def _mul_div_up(a: int, b: int, d: int) -> int:
@@ -135,14 +200,20 @@ class EngineMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        # Every example starts from the same chain state and leaves none behind.
+        # Every example starts from the same freshly deployed state (deployed
+        # once per decimals, in its own environment) and leaves none behind.
+        env, system = deployed_system(self.DECIMALS, vault_funding=VAULT_FUNDING)
+        self.system = system
+        self._env = boa.swap_env(env)
+        self._env.__enter__()
         self._anchor = boa.env.anchor()
         self._anchor.__enter__()
-        system = self.system = deploy_system(self.DECIMALS, vault_funding=VAULT_FUNDING)
         self.usdc, self.engine, self.vault, self.lens = system.usdc, system.engine, system.vault, system.lens
         self.configurator = system.configurator
+        self.risk = system.risk
         self.risk_manager = system.actors.risk_manager
         self.rates_changed_at = {m: 0 for m in MARKETS}
+        self.vol_changed_at = {m: 0 for m in MARKETS}
         self.feeds = system.feeds
         self.unit = system.unit
         who = system.actors
@@ -179,6 +250,7 @@ class EngineMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self._anchor.__exit__(None, None, None)
+        self._env.__exit__(None, None, None)
 
     # ------------------------------------------------------------ helpers
 
@@ -239,6 +311,8 @@ class EngineMachine(RuleBasedStateMachine):
         else:
             assert reason == expected, f"{label}: contract {reason!r}, model {expected!r}"
         self.last_logs = self.engine.get_logs() if reason is None and engine_events else []
+        if any(type(log).__name__ == "MarginCall" and log.size_closed == 0 for log in self.last_logs):
+            event(f"{label}: MarginCall logged by a reduction left in the band")
         if reason is None:
             self.model = trial
             if engine_events:
@@ -246,7 +320,7 @@ class EngineMachine(RuleBasedStateMachine):
         return reason, result
 
     def _check_events(self, label: str, model_events: list) -> None:
-        names = {"PositionModified", "Liquidation", "BadDebt", "VaultShortfall", "FundingAccrued"}
+        names = {"PositionModified", "Liquidation", "BadDebt", "VaultShortfall", "FundingAccrued", "MarginCall"}
         got = sorted(
             _event_key(type(log).__name__, {k: v for k, v in log._asdict().items() if k != "address"})
             for log in self.last_logs
@@ -298,6 +372,84 @@ class EngineMachine(RuleBasedStateMachine):
         free = state.equity_init - state.im_required
         notional = max(max(free, 0) * 10 * lev_bps // 10_000, 20 * WAD)
         return notional * WAD // self.model.markets[market].price
+
+    def _edges(self, market: int, edges_bps: list[int]) -> list[int]:
+        """Tier edges in whole USD from basis points of a third of the market's
+        open-interest cap at its price (at least $20, strictly increasing)."""
+        mirror = self.model.markets[market]
+        capacity = mirror.params.max_oi * mirror.price // WAD // WAD // 3
+        edges: list[int] = []
+        for bp in edges_bps:
+            edge = max(20, capacity * bp // 10_000)
+            edges.append(edge if not edges or edge > edges[-1] else edges[-1] + 1)
+        return edges
+
+    @staticmethod
+    def _seed(params: tuple[int, ...], ppm: int) -> int:
+        """The variance whose IM rate is ``ppm`` of the cap (0 for ``ppm == 0``: keep it)."""
+        if ppm == 0:
+            return 0
+        p = vol.VolParams(*params)
+        return max(1, vol.seed_var(p, p.cap * ppm // 10**6))
+
+    def _statuses(self) -> dict[tuple[Any, int], int]:
+        """The status of every account with positions and valid prices, from
+        the model: the invariant checked after the previous step that it is
+        the engine's, and neither prices nor time moved since."""
+        self.model.now = boa.env.timestamp
+        return {
+            (owner, sub): self.model.status(str(owner), sub)
+            for owner, sub in self.accounts
+            if self._markets_of(owner, sub) and all(self._price_ok(m) for m in self._markets_of(owner, sub))
+        }
+
+    def _check_grandfathered(self, label: str, before: dict[tuple[Any, int], int]) -> None:
+        """An account that was not LIQUIDATABLE is still not, after a pure
+        parameter change or a volatility sample at unchanged prices and time
+        (MM rises ramp in from the rate in force: docs/risk-model.md 10, 12)."""
+        for key, status in before.items():
+            if status < ref.LIQUIDATABLE:
+                after = self.engine.account(*key).status
+                assert after < ref.LIQUIDATABLE, (
+                    f"{label} made {key} liquidatable at unchanged prices and time (status {status} -> {after})"
+                )
+                event(f"grandfathering: {label} kept an account below LIQUIDATABLE")
+
+    def _param_change(
+        self,
+        label: str,
+        send: Callable[[], Any],
+        model_call: Callable[[ref.Engine], Any],
+        needed: set[int] | list[int] = (),
+        invalid_price: str = "oracle: stale",
+        market: int | None = None,
+    ) -> str | None:
+        """``_act`` for a parameter change or a volatility sample (no engine
+        events compared), then the grandfathering check and, for a change of
+        ``market``'s parameters, its whole risk state against the model."""
+        before = self._statuses()
+        reason, _ = self._act(label, send, model_call, needed, engine_events=False, invalid_price=invalid_price)
+        if reason is None:
+            self._check_grandfathered(label, before)
+            if market is not None:
+                self._compare_risk(market, self.model.markets[market], boa.env.timestamp)
+        return reason
+
+    def _first_flag_needs_price(self, market: int) -> list[int]:
+        """The first volatility or tier change of a market re-stores its
+        parameters in the engine, which accrues funding: a valid price is
+        needed when it has open interest."""
+        mirror = self.model.markets[market]
+        return [market] if not mirror.risk and mirror.long_oi + mirror.short_oi else []
+
+    def _in_band(self) -> list[tuple[int, int]]:
+        """(account, market) pairs of accounts in the margin-call band now (valid prices)."""
+        return [
+            (i, m)
+            for i, (o, s) in enumerate(self.accounts)
+            for m in self._markets_of(o, s)
+            if all(self._price_ok(k) for k in self._markets_of(o, s)) and self.model.in_band(str(o), s)
+        ]
 
     def _trade(self, idx: int, market: int, delta: int, mode: str, label: str, close: bool = False) -> None:
         owner, sub = self.accounts[idx]
@@ -569,8 +721,15 @@ class EngineMachine(RuleBasedStateMachine):
         uncapped_q = None
         if state.status >= ref.LIQUIDATABLE:
             pos = self.model.position(str(owner), sub, market)
+            now = boa.env.timestamp
             uncapped_q = ref.liquidation_size(
-                state, pos, self.model.markets[market], self.model.liq_params, UINT256_MAX, self.model.scale
+                state,
+                pos,
+                ref.in_force(self.model.markets[market], now),
+                self.model.liq_params,
+                UINT256_MAX,
+                self.model.scale,
+                now,
             )
         insurance = self.engine.insurance_fund()
         reason, _ = self._act(
@@ -789,12 +948,12 @@ class EngineMachine(RuleBasedStateMachine):
         if expected is None and mmr > mmr_now and new.liq_fee >= mmr_now:
             expected = "configurator: bad params"
         oi = mirror.long_oi + mirror.short_oi
-        reason, _ = self._act(
+        reason = self._param_change(
             f"set_market_params {kind}",
             lambda: self.configurator.set_market_params(market, tuple(vars(new).values()), sender=self.risk_manager),
             lambda m: m.set_market_params(market, new) if expected is None else _revert(expected),
             needed=[market] if oi and expected is None else [],
-            engine_events=False,
+            market=market,
         )
         if reason is None and (imr, mmr) != (params.imr, target):
             self.rates_changed_at[market] = now
@@ -805,9 +964,300 @@ class EngineMachine(RuleBasedStateMachine):
         the transfer margin ratio: later trades, withdrawals, transfers and
         every account view must agree with the model."""
         haircut, ratio = haircut_bps * ref.WAD // 10_000, ratio_bps * ref.WAD // 10_000
+        before = self._statuses()
         self.configurator.set_margin_params(haircut, ratio, sender=self.risk_manager)
         self.model.upnl_haircut, self.model.transfer_margin_ratio = haircut, ratio
         event(f"margin params: haircut {haircut_bps} bps, ratio {ratio_bps} bps")
+        self._check_grandfathered("set_margin_params", before)
+
+    # ------------------------------------------------------- risk model
+    # docs/risk-model.md sections 3, 4, 10-12: volatility, tiers, margin calls.
+
+    @initialize(
+        kind=st.sampled_from(["static", "static", "volatility", "tiers", "both", "both markets"]),
+        params=vol_struct,
+        seed=st.integers(1, 10**6),
+        schedule=tier_schedule,
+        calls=st.one_of(valid_calls, valid_calls, valid_calls, call_struct),
+    )
+    def setup_risk(self, kind: str, params: tuple, seed: int, schedule: tuple, calls: tuple) -> None:
+        """In most runs BTC (or both markets) starts as a risk market: a
+        volatility margin, tiers or both (no open interest yet: at once); the
+        margin-call band is set (or refused) in every run."""
+        markets = {"static": (), "both markets": MARKETS}.get(kind, (BTC,))
+        for market in markets:
+            if kind != "tiers":
+                self._set_volatility(market, params, self._seed(params, seed))
+            if kind != "volatility":
+                self._set_tiers(market, self._edges(market, schedule[0]) or [1_000_000], list(schedule[1]) or [200])
+        self.set_call_params(calls)
+        event(f"risk setup: {kind}")
+
+    def _set_volatility(self, market: int, struct: tuple[int, ...], seed_var: int) -> str | None:
+        """configurator.set_volatility, with its bounds, delay and step rules predicted here."""
+        now = boa.env.timestamp
+        mirror = self.model.markets[market]
+        old = mirror.vol_params
+        expected = None
+        params = None
+        if any(struct):
+            try:
+                params = vol.VolParams(*struct)
+            except ValueError:
+                expected = "configurator: bad params"
+            if seed_var > vol.MAX_VAR:
+                expected = "configurator: bad params"
+        if expected is None and old is not None:
+            if now < self.vol_changed_at[market] + RATE_DELAY:
+                expected = "configurator: too soon"
+            elif params is not None and (
+                abs(params.floor - old.floor) > RATE_STEP or abs(params.cap - old.cap) > RATE_STEP
+            ):
+                expected = "configurator: step"
+        reason = self._param_change(
+            "set_volatility" if any(struct) else "set_volatility off",
+            lambda: self.configurator.set_volatility(market, struct, seed_var, sender=self.risk_manager),
+            lambda m: m.set_volatility(market, params, seed_var) if expected is None else _revert(expected),
+            needed=self._first_flag_needs_price(market) if expected is None and any(struct) else [],
+            market=market,
+        )
+        if reason is None:
+            self.vol_changed_at[market] = now
+        return reason
+
+    def _set_tiers(self, market: int, edges: list[int], mults: list[int]) -> str | None:
+        return self._param_change(
+            "set_tiers",
+            lambda: self.configurator.set_tiers(market, edges, mults, sender=self.risk_manager),
+            lambda m: m.set_tiers(market, tuple(edges), tuple(mults)),
+            needed=self._first_flag_needs_price(market),
+            market=market,
+        )
+
+    @rule(
+        market=market_id,
+        params=vol_struct,
+        seed=seed_ppm,
+        mode=st.sampled_from(["near", "near", "near", "anywhere", "off", "bad"]),
+        bad=st.sampled_from(["epoch", "decay", "z", "horizon", "floor", "fraction", "seed"]),
+    )
+    def set_volatility(self, market: int, params: tuple, seed: int, mode: str, bad: str) -> None:
+        """The risk manager sets, changes (floor and cap within 5 points
+        ("near") or anywhere), re-seeds or removes a market's volatility margin,
+        or tries out-of-bounds parameters; IM follows at once, MM ramps."""
+        struct = list(params)
+        old = self.model.markets[market].vol_params
+        if mode == "near" and old is not None:
+            struct[4] = min(max(struct[4], old.floor - RATE_STEP), old.floor + RATE_STEP)
+            struct[5] = max(min(max(struct[5], old.cap - RATE_STEP), old.cap + RATE_STEP), struct[4])
+        seed_var = self._seed(tuple(struct), seed)
+        if mode == "off":
+            struct, seed_var = [0] * 7, 0
+        elif mode == "bad":
+            if bad == "seed":
+                seed_var = vol.MAX_VAR + 1
+            else:
+                index = ["epoch", "decay", "z", "horizon", "floor", "fraction"].index(bad)
+                index = [0, 1, 2, 3, 4, 6][index]
+                struct[index] = {0: 299, 1: WAD, 2: WAD - 1, 3: 3_599, 4: struct[5] + 1, 6: WAD}[index]
+        self._set_volatility(market, tuple(struct), seed_var)
+
+    @rule(market=market_id, schedule=tier_schedule, bad=st.one_of(st.none(), st.none(), st.none(), bad_schedule))
+    def set_tiers(self, market: int, schedule: tuple, bad: tuple | None) -> None:
+        """The risk manager sets a tier schedule (IM at once, MM ramps when the
+        market has open interest), removes it, or tries a malformed one."""
+        if bad is not None:
+            self._set_tiers(market, list(bad[0]), list(bad[1]))
+        else:
+            self._set_tiers(market, self._edges(market, schedule[0]), list(schedule[1]))
+
+    @rule(market=market_id)
+    def update_volatility(self, market: int) -> None:
+        """A keeper samples the oracle price into the volatility estimate
+        (anyone; "risk: no volatility" without it, "risk: price" when stale)."""
+        mirror = self.model.markets[market]
+        state, params = mirror.vol_state, mirror.vol_params
+        # Within the epoch of the last sample it returns before reading the price.
+        due = params is not None and (state.anchor_price == 0 or boa.env.timestamp // params.epoch > state.anchor_epoch)
+        self._param_change(
+            "update_volatility",
+            lambda: self.risk.update_volatility(market, sender=self.liquidator),
+            lambda m: m.update_volatility(market),
+            needed=[market] if due else [],
+            invalid_price="risk: price",
+        )
+
+    @rule(params=call_struct)
+    def set_call_params(self, params: tuple) -> None:
+        """The risk manager sets the margin-call band (or a value out of bounds)."""
+        self._param_change(
+            "set_call_params",
+            lambda: self.configurator.set_call_params(*params, sender=self.risk_manager),
+            lambda m: m.set_call_params(*params),
+        )
+
+    @rule(seconds=st.sampled_from([3_599, 3_600, 86_400, 7 * 86_400, 30 * 86_400 + 1]))
+    def set_ramp_duration(self, seconds: int) -> None:
+        """The admin sets how long MM rises ramp in (ramps already on keep their end)."""
+
+        def model_call(m: ref.Engine) -> None:
+            if not 3_600 <= seconds <= 30 * 86_400:
+                _revert("configurator: bad params")
+            m.ramp_duration = seconds
+
+        self._param_change(
+            "set_mm_ramp_duration",
+            lambda: self.configurator.set_mm_ramp_duration(seconds, sender=self.admin),
+            model_call,
+        )
+
+    @rule(
+        data=st.data(),
+        mode=cap_mode,
+        share=bps,
+        depth=st.integers(1, 9_999),
+        anywhere=st.sampled_from([False, False, False, True]),
+    )
+    def margin_call(self, data: st.DataObject, mode: str, share: int, depth: int, anywhere: bool) -> None:
+        """A margin call by the liquidator on an account in the band; when there
+        is none, a market first moves into the band of a position (``depth``
+        bps of the band deep; the risk manager turns the band on first if it
+        is off); sometimes on any account and market."""
+        if anywhere:
+            pairs = [(i, m) for i in range(len(self.accounts)) for m in MARKETS]
+        else:
+            if not self._in_band():
+                if self.model.call_buffer == 0:
+                    self.set_call_params((WAD // 4, WAD // 4, WAD // 4))
+                self._move_into_band(data, depth)
+            pairs = self._in_band() or self._held() or [(i, m) for i in range(len(self.accounts)) for m in MARKETS]
+        if not anywhere:
+            event(f"margin call: an account in the band {'found' if self._in_band() else 'not found'}")
+        idx, market = data.draw(st.sampled_from(pairs), label="target")
+        self._margin_call_at(idx, market, mode, share)
+
+    def _move_into_band(self, data: st.DataObject, depth: int) -> None:
+        """Move one held position's market to the price where its account's
+        ``equity_maint`` is ``mm_required * (1 + call_buffer * (1 - depth))``
+        (searched on the model, other prices fixed; at the feed's precision)."""
+        buffer = self.model.call_buffer
+        if buffer == 0:
+            return
+
+        def above(idx: int, market: int, price: int) -> bool:
+            """At ``price`` (other prices fixed), equity_maint is above the point
+            ``depth`` of the way down the band: from its top (``mm_required *
+            (1 + call_buffer)``, or where the account turns HEALTHY if lower) to
+            ``mm_required``."""
+            owner, sub = self.accounts[idx]
+            mirror = self.model.markets[market]
+            saved, mirror.price = mirror.price, price
+            try:
+                state = self.model.account(str(owner), sub)
+            finally:
+                mirror.price = saved
+            e, m = state.equity_maint, state.mm_required
+            top = min(ref.mul_div_up(m, WAD + buffer, WAD), state.im_required + e - state.equity_init)
+            return e > m + (top - m) * (10_000 - depth) // 10_000
+
+        def worst(idx: int, market: int) -> int:
+            # The price bound on the losing side of the position.
+            low, high = self.bounds[market]
+            return low if self._size(*self.accounts[idx], market) > 0 else high
+
+        if not self._held():  # open a levered position first
+            self.open_position(
+                data.draw(account_index, label="idx"),
+                data.draw(market_id, label="market"),
+                data.draw(st.booleans(), label="long"),
+                data.draw(st.integers(5_000, 9_900), label="lev"),
+                "wide",
+            )
+        # Positions whose account the market can take into the band.
+        held = [(i, m) for i, m in self._held() if not above(i, m, worst(i, m))]
+        if not held:
+            return
+        idx, market = data.draw(st.sampled_from(held), label="band position")
+        long = self._size(*self.accounts[idx], market) > 0
+        price = self.model.markets[market].price
+        lo, hi = (worst(idx, market), price) if long else (price, worst(idx, market))
+        for _ in range(90):
+            if hi - lo <= PRICE_TO_ANSWER:
+                break
+            mid = (lo + hi) // 2
+            if above(idx, market, mid) == long:
+                hi = mid
+            else:
+                lo = mid
+        self._post_price(market, (lo if long else hi) // PRICE_TO_ANSWER)
+
+    @rule(data=st.data(), mode=st.sampled_from(["part", "part", "one", "exact"]), share=bps, depth=st.integers(1, 9_999))
+    def margin_call_capped(self, data: st.DataObject, mode: str, share: int, depth: int) -> None:
+        """A margin call capped by ``max_size`` on an account in the band (moved
+        there first when none is): dust reverts, whole-position rounding."""
+        self.margin_call(data, mode, share, depth, False)
+
+    @rule(data=st.data(), share=bps, depth=st.integers(1, 9_999), mode=limit_mode)
+    def reduce_in_band(self, data: st.DataObject, share: int, depth: int, mode: str) -> None:
+        """An account in the margin-call band reduces a position itself (a
+        market first moves into the band of one when none is): a reduction
+        that leaves it in the band logs MarginCall with size 0."""
+        if not self._in_band():
+            self._move_into_band(data, depth)
+        in_band = self._in_band()
+        if not in_band:
+            return
+        idx, market = data.draw(st.sampled_from(in_band), label="position in the band")
+        size = self._size(*self.accounts[idx], market)
+        amount = max(abs(size) * share // 10_000, 1)
+        self._trade(idx, market, -amount if size > 0 else amount, mode, "reduce in the band")
+
+    def _margin_call_at(self, idx: int, market: int, mode: str, share: int) -> None:
+        owner, sub = self.accounts[idx]
+        size = self._size(owner, sub, market)
+        max_size = {
+            "max": UINT256_MAX,
+            "exact": abs(size),
+            "part": abs(size) * share // 10_000,
+            "one": 1,
+            "zero": 0,
+        }[mode]
+        if max_size == 0 or size == 0:
+            # The size argument, then the position, are checked before any price.
+            with boa.reverts("engine: zero size" if max_size == 0 else "engine: no position"):
+                self.engine.margin_call(owner, sub, market, max_size, sender=self.liquidator)
+            return
+        before = self.engine.account(owner, sub)
+        in_band = before.prices_ok and ref.in_call_band(
+            ref.AccountState(
+                before.equity_init, before.equity_maint, before.im_required, before.mm_required, before.status
+            ),
+            self.model.call_buffer,
+        )
+        insurance = self.engine.insurance_fund()
+        reason, fee = self._act(
+            "margin_call",
+            lambda: self.engine.margin_call(owner, sub, market, max_size, sender=self.liquidator),
+            lambda m: m.margin_call(str(self.liquidator), str(owner), sub, market, max_size),
+            needed=self._markets_of(owner, sub),
+        )
+        if reason == "engine: not in band":
+            assert before.prices_ok and not in_band
+        if reason is not None:
+            return
+        # Only an account in the band (valid prices) is called; the fee goes to
+        # the caller in full (no insurance share).
+        assert in_band, "a margin call succeeded outside the band"
+        self._bad_debt_events(insurance)
+        after = self.engine.account(owner, sub)
+        # Section 11: the fee rate is below every bracket's MM rate, so a call
+        # leaves the account no closer to liquidation but for the token
+        # roundings of the fee, funding and PnL (3 units): never liquidatable
+        # with the $10 minimum notional.
+        e0, m0, e1, m1 = before.equity_maint, before.mm_required, after.equity_maint, after.mm_required
+        assert e1 - m1 >= e0 - m0 - 3 * self.model.scale, "a margin call moved the account toward liquidation"
+        assert after.status < ref.LIQUIDATABLE, "a margin call made the account liquidatable"
+        event("margin call: position closed" if self._size(owner, sub, market) == 0 else "margin call: partial")
 
     # -------------------------------------------------------- governance
 
@@ -905,6 +1355,12 @@ class EngineMachine(RuleBasedStateMachine):
                 mirror.funding_index,
                 mirror.last_funding_time,
             ), f"market {market}"
+        # The volatility estimate and rates word of each market with a
+        # volatility margin (trades, liquidations and keepers sample it; the
+        # whole risk state is compared after every parameter change).
+        for market in MARKETS:
+            if model.markets[market].vol_params is not None:
+                self._compare_volatility(market, model.markets[market], model.now)
         for key, balance in balances.items():
             assert balance == model.balance_of(*key), f"balance of {key}"
             assert open_markets[key] == self._markets_of(*key), f"open markets of {key}"
@@ -977,6 +1433,57 @@ class EngineMachine(RuleBasedStateMachine):
         assert self.vault.totalSupply() == sum(shares)
         assert shares == [self.shares[lp] for lp in self.lps]
         assert self.vault.totalAssets() == vault_assets
+
+
+    @staticmethod
+    def _model_volatility(mirror: ref.Market, now: int) -> tuple[int, ...]:
+        """``risk.volatility(market)`` from the model (all zero without volatility)."""
+        if mirror.vol_params is None:
+            return (0,) * 8
+        state, rates = mirror.vol_state, mirror.vol_rates
+        following = (state.anchor_epoch + 1) * mirror.vol_params.epoch if state.anchor_price else 0
+        return (
+            state.var,
+            vol.sqrt_up(state.var * 86_400 * WAD),
+            state.anchor_price,
+            following,
+            rates[0],
+            ref.vol_mm_in_force(rates, now),
+            rates[2],
+            rates[4],
+        )
+
+    def _compare_volatility(self, market: int, mirror: ref.Market, now: int) -> None:
+        got = tuple(self.risk.volatility(market))
+        want = self._model_volatility(mirror, now)
+        assert got == want, f"volatility of market {market}: contract {got}, model {want}"
+
+    def _compare_risk(self, market: int, mirror: ref.Market, now: int) -> None:
+        """The whole risk state of a market (``lens.market_risk`` and
+        ``risk.volatility``): the flag, base rates in force, volatility
+        estimate and rates word, static MM ramp, tier words."""
+        self._compare_volatility(market, mirror, now)
+        got = self.lens.market_risk(market)
+        var = mirror.vol_state.var if mirror.vol_params is not None else 0
+        rates = mirror.vol_rates
+        start, end = ref.tiers_ramp(mirror.tiers)
+        want = (
+            *ref.base_rates(mirror, now),
+            mirror.risk,
+            var,
+            vol.sqrt_up(var * 86_400 * WAD),
+            rates[0],
+            ref.vol_mm_in_force(rates, now),
+            rates[2],
+            rates[4],
+            list(mirror.mm_ramp or (0, 0, 0, 0)),
+            mirror.tiers & MASK192,
+            mirror.old_tiers,
+            start,
+            end,
+        )
+        have = (*tuple(got)[:9], list(got.mm_ramp), *tuple(got)[10:])
+        assert have == want, f"risk state of market {market}: contract {have}, model {want}"
 
 
 class EngineMachine18(EngineMachine):
