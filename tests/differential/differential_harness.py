@@ -773,7 +773,8 @@ class Differential:
                 snap.positions[(self._who(owner), sub, m)] = got_pt
                 if pos is not None and liquidation_prices:
                     lp = self.sys.liquidation_price(owner, sub, m)
-                    want_lp = spec_liquidation_price(state, pos.size, market.price, liquidation_mmr(market, pos, self.now))
+                    mmr = liquidation_mmr(market, pos, self.now)
+                    want_lp = spec_liquidation_price(state, pos.size, market.price, mmr)
                     assert lp == want_lp, f"liquidation price {owner}/{sub}/{m}: lens {lp}, spec {want_lp}{where}"
                     model_lp = self.model.liquidation_price(owner, sub, m)
                     assert lp == model_lp, f"liquidation price {owner}/{sub}/{m}: lens {lp}, model {model_lp}{where}"

@@ -18,7 +18,10 @@ in force). Checkpoints compare every account, position and market.
   1,000 % clamp, parameter changes with and without seeds, off and on again;
 - margin calls and liquidations on tiered and volatility markets, with tier,
   volatility and static MM ramps started at random times and accounts
-  compared at random points of the ramps.
+  compared at random points of the ramps;
+- a deterministic regression of what the model had to learn from the
+  contracts (first flag accrues funding, no ramp without open interest,
+  removing volatility does not flag, a static mmr rise flags).
 
 Example counts: `_examples` (the `fuzz` profile of HYPOTHESIS_PROFILE runs more).
 """
@@ -34,7 +37,7 @@ from hypothesis import strategies as st
 
 from differential_harness import PPM, Differential, run, tokens
 from margin_engine import volatility
-from margin_engine.model import LIQUIDATABLE, MARGIN_CALL, WAD, in_call_band, mul_div_up
+from margin_engine.model import LIQUIDATABLE, WAD, in_call_band, mul_div_up
 from test_model_vs_engine import _examples
 
 BTC, ETH, DOGE = 0, 1, 2
@@ -526,3 +529,51 @@ def test_ramps__tier_volatility_and_static__accounts_agree_at_random_times(
     for name in ("TiersRamp", "MaintenanceRamp", "VolatilityUpdated", "MarginCall", "Liquidation"):
         if diff.stats[name]:
             event(name)
+
+
+# --------------------------------------------------------------------------
+#         Deterministic cases: where the model had to follow the contracts
+# --------------------------------------------------------------------------
+
+
+def test_flagging__first_change_accrues_funding_and_ramps_only_with_open_interest(risk_boa_system):
+    """Regressions of contract/model disagreements found here (the model now
+    follows the contracts and docs/risk-model.md 10.1, 10.2, 12):
+
+    - removing volatility from a market that never used the risk model leaves
+      it static (no RISK_BIT, no re-stored parameters);
+    - the first volatility or tier change of a market re-stores its
+      parameters in the engine, which accrues funding at that price (the
+      stored index and time are compared);
+    - without open interest a new schedule or volatility MM applies at once,
+      with open interest it ramps over the ramp duration;
+    - a static mmr rise flags the market (the ramp lives in the risk model).
+    """
+    system = risk_boa_system(6)
+    vol = (HOUR, volatility.decay_from_half_life(336), 4 * WAD, DAY, WAD // 10, WAD // 2, WAD // 2)
+    with system.env.anchor():
+        diff = Differential(system)
+        assert diff.set_volatility(ETH, (0,) * 7, 0) is None  # off on a static market
+        assert not diff.model.markets[ETH].risk
+        assert diff.sys.risk_state(ETH)[4] & (1 << 63) == 0
+        # No open interest: at once.
+        assert diff.set_volatility(DOGE, vol, seed_for(vol, PPM)) is None
+        assert diff.set_tiers(DOGE, [1_000], [300]) is None
+        start, end = diff.sys.risk_state(DOGE)[1][2:]
+        assert start == end == diff.now
+        # Open interest, funding for a day, a new price, then the first flag of BTC.
+        diff.deposit(0, 0, tokens(6, 1_000_000 * 10**6, 0))
+        diff.trade(0, 0, BTC, 10**18)
+        diff.advance(DAY)
+        diff.set_price(BTC, 1_100_000)
+        assert diff.set_tiers(BTC, [10_000], [200]) is None
+        assert diff.model.markets[BTC].last_funding_time == diff.now
+        assert diff.sys.risk_state(BTC)[1][3] == diff.now + DAY  # ramps: BTC has open interest
+        diff.compare_all()
+        # A static mmr rise on ETH (static) flags it.
+        diff.trade(0, 0, ETH, 10**18)
+        assert diff.set_mmr(ETH, 100) is None
+        assert diff.model.markets[ETH].risk
+        assert diff.sys.risk_state(ETH)[4] & (1 << 63)
+        diff.advance(DAY // 2)
+        diff.compare_all(liquidation_prices=True)

@@ -1,8 +1,9 @@
 """Stateful fuzzing of the whole system (engine, vault, lens) on titanoboa.
 
-A hypothesis ``RuleBasedStateMachine`` drives a fresh deployment
-(``boa_system.deploy_system``: ``default_config()``, distinct role holders,
-vault funded with 1,000,000 tokens by ``lp``) with random sequences of:
+A hypothesis ``RuleBasedStateMachine`` drives a freshly deployed system
+(``boa_system.deployed_system``: ``default_config()``, distinct role holders,
+vault funded with 1,000,000 tokens by ``lp``; deployed once per decimals, each
+example rolled back) with random sequences of:
 
 - trader deposits and withdrawals (partial, whole, above the balance, zero),
   collateral moves between carol's cross (0) and isolated (1) sub-accounts;
@@ -1191,7 +1192,12 @@ class EngineMachine(RuleBasedStateMachine):
                 lo = mid
         self._post_price(market, (lo if long else hi) // PRICE_TO_ANSWER)
 
-    @rule(data=st.data(), mode=st.sampled_from(["part", "part", "one", "exact"]), share=bps, depth=st.integers(1, 9_999))
+    @rule(
+        data=st.data(),
+        mode=st.sampled_from(["part", "part", "one", "exact"]),
+        share=bps,
+        depth=st.integers(1, 9_999),
+    )
     def margin_call_capped(self, data: st.DataObject, mode: str, share: int, depth: int) -> None:
         """A margin call capped by ``max_size`` on an account in the band (moved
         there first when none is): dust reverts, whole-position rounding."""
