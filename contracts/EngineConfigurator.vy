@@ -392,11 +392,12 @@ def set_volatility(market: uint256, params: VolatilityParams, seed_var: uint256)
             sqrt(horizon), floor, cap)), its MM rate max(mmr, mm_fraction of
             that), with MM rises ramping in (docs/risk-model.md).
     @dev RISK_MANAGER only. Bounds: the `MIN_*`/`MAX_*` constants, floor <=
-         cap <= 1, seed_var <= MAX_VAR (required when turning it on). A
-         change of a live market's parameters: at least
-         `MIN_RATE_CHANGE_DELAY` after the last, floor and cap each by at
-         most `MAX_RATE_STEP`. A non-zero seed replaces the estimate; the
-         next valid price starts a new sample series either way.
+         cap <= 1, seed_var <= MAX_VAR (required when turning it on). Every
+         change after the first comes at least `MIN_RATE_CHANGE_DELAY` after
+         the last (turning it off and on again included); on a live market
+         floor and cap move each by at most `MAX_RATE_STEP`. A non-zero seed
+         replaces the estimate; the next valid price starts a new sample
+         series either way.
     @param market The market id.
     @param params The parameters.
     @param seed_var Variance per second (WAD) to start from; 0 keeps the estimate.
@@ -424,8 +425,11 @@ def set_volatility(market: uint256, params: VolatilityParams, seed_var: uint256)
     old_cap: uint256 = 0
     fraction: uint256 = 0
     epoch, decay, z, horizon, old_floor, old_cap, fraction = staticcall IRiskStore(self.risk_model).volatility_params(market)
+    # Every change after the first waits the delay, turning volatility back
+    # on included (off and on again in one block would skip the step bound).
+    changed_at: uint256 = self.volatility_changed_at[market]
+    assert changed_at == 0 or block.timestamp >= changed_at + MIN_RATE_CHANGE_DELAY, "configurator: too soon"
     if epoch != 0:
-        assert block.timestamp >= self.volatility_changed_at[market] + MIN_RATE_CHANGE_DELAY, "configurator: too soon"
         assert (
             packed == 0 or self._diff(p.floor, old_floor) <= MAX_RATE_STEP and self._diff(p.cap, old_cap) <= MAX_RATE_STEP
         ), "configurator: step"

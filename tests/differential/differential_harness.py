@@ -1103,9 +1103,11 @@ class Differential:
                 if seed_var > volatility.MAX_VAR:
                     raise ModelRevert("configurator: bad params")
             old = mirror.vol_params
+            changed = self.vol_changed_at.get(market, 0)
+            # every change after the first waits the delay (off and on again too)
+            if changed and self.now < changed + MIN_RATE_CHANGE_DELAY:
+                raise ModelRevert("configurator: too soon")
             if old is not None:
-                if self.now < self.vol_changed_at.get(market, 0) + MIN_RATE_CHANGE_DELAY:
-                    raise ModelRevert("configurator: too soon")
                 if vol is not None and (
                     abs(vol.floor - old.floor) > MAX_RATE_STEP or abs(vol.cap - old.cap) > MAX_RATE_STEP
                 ):

@@ -1008,10 +1008,12 @@ class EngineMachine(RuleBasedStateMachine):
                 expected = "configurator: bad params"
             if seed_var > vol.MAX_VAR:
                 expected = "configurator: bad params"
-        if expected is None and old is not None:
-            if now < self.vol_changed_at[market] + RATE_DELAY:
+        changed = self.vol_changed_at[market]
+        if expected is None and (old is not None or changed):
+            # every change after the first waits the delay (off and on again too)
+            if changed and now < changed + RATE_DELAY:
                 expected = "configurator: too soon"
-            elif params is not None and (
+            elif old is not None and params is not None and (
                 abs(params.floor - old.floor) > RATE_STEP or abs(params.cap - old.cap) > RATE_STEP
             ):
                 expected = "configurator: step"

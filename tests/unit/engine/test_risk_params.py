@@ -257,6 +257,17 @@ def test_set_volatility__again_within_the_delay__too_soon(ctx):
     assert ctx.risk.volatility_params(BTC)[2] == 4 * WAD
 
 
+def test_set_volatility__off_and_on_again__waits_the_delay(ctx):
+    # Turning volatility off and straight back on must not skip the step
+    # bound of a live market: the second call waits the delay too.
+    t0 = set_vol(ctx).timestamp
+    ctx.chain.pending_timestamp = t0 + HOUR
+    ctx.configurator.set_volatility(BTC, tuple(OFF.values()), 0, sender=ctx.risk_manager)
+    with ape.reverts("configurator: too soon"):
+        set_vol(ctx, floor=WAD, cap=WAD)
+    assert ctx.risk.volatility_params(BTC) == (0,) * 7
+
+
 def test_set_volatility__the_delay_is_per_market(ctx):
     set_vol(ctx, market=BTC)
     receipt = set_vol(ctx, market=ETH)
@@ -322,8 +333,12 @@ def test_set_volatility__turned_off_then_on__needs_a_seed_again(ctx):
     assert ctx.configurator.uses_risk_model(BTC)
     assert ctx.engine.market_words(BTC)[2] & RISK_BIT == RISK_BIT
     assert (ctx.lens.market_params(BTC).imr, ctx.lens.market_params(BTC).mmr) == (WAD // 10, WAD // 20)
-    # off again is "turning on": no delay, no step, but a seed
-    ctx.chain.pending_timestamp = receipt.timestamp + 1
+    # on again: after the delay (no bypass of the step bound by off-and-on),
+    # then with a seed and no step bound
+    ctx.chain.pending_timestamp = receipt.timestamp + HOUR - 10
+    with ape.reverts("configurator: too soon"):
+        set_vol(ctx, floor=WAD // 5, cap=WAD)
+    ctx.chain.pending_timestamp = receipt.timestamp + HOUR
     with ape.reverts(BAD_PARAMS):
         set_vol(ctx, seed=0)
     receipt = set_vol(ctx, floor=WAD // 5, cap=WAD)  # floor and cap far from the old ones
