@@ -339,7 +339,7 @@ def set_market_params(market: uint256, params: IMarginEngine.MarketParams):
             end = block.timestamp + self.mm_ramp_duration
             ramp = mmr | (params.mmr << 64) | (block.timestamp << 128) | (end << 192)
             log MaintenanceRamp(market=market, old_mmr=mmr, new_mmr=params.mmr, start=block.timestamp, end=end)
-    self._set_market_params(market, params, ramp, self._flagged(market))
+    self._set_market_params(market, params, ramp, rates & RISK_FLAG != 0)
 
 
 @external
@@ -568,13 +568,15 @@ def set_liquidation_params(params: IMarginEngine.LiquidationParams):
         and params.reward_floor <= params.reward_cap
         and params.reward_cap <= MASK128
     ), "configurator: bad params"
-    reserve_factor: uint256 = staticcall IEngineStore(self.engine).reserve_factor()
+    margin_word: uint256 = 0
+    call_word: uint256 = 0
+    margin_word, call_word = staticcall IEngineStore(self.engine).margin_words()
     extcall IEngineStore(self.engine).store_globals(
         params.buffer | (params.liquidator_share << 128),
         params.reward_floor | (params.reward_cap << 128),
-        reserve_factor,
-        self._margin_word(),
-        self._call_word(),
+        staticcall IEngineStore(self.engine).reserve_factor(),
+        margin_word,
+        call_word,
     )
     log IMarginEngine.LiquidationParamsSet(
         buffer=params.buffer,
@@ -593,7 +595,10 @@ def set_reserve_factor(reserve_factor: uint256):
     """
     self._check_role(RISK_MANAGER_ROLE)
     assert reserve_factor <= WAD, "configurator: bad params"
-    self._store_globals(reserve_factor, self._margin_word(), self._call_word())
+    margin_word: uint256 = 0
+    call_word: uint256 = 0
+    margin_word, call_word = staticcall IEngineStore(self.engine).margin_words()
+    self._store_globals(reserve_factor, margin_word, call_word)
     log IMarginEngine.ReserveFactorSet(reserve_factor=reserve_factor)
 
 
@@ -797,8 +802,6 @@ def _use_risk_model(market: uint256):
     @dev Flag the market in the engine's rates word (once): from now on its
          requirements come from the risk model.
     """
-    if self._flagged(market):
-        return
     a: uint256 = 0
     b: uint256 = 0
     rates: uint256 = 0
@@ -806,6 +809,8 @@ def _use_risk_model(market: uint256):
     c: uint256 = 0
     funding: uint256 = 0
     a, b, rates, limits, c, funding = staticcall IEngineStore(self.engine).market_words(market)
+    if rates & RISK_FLAG != 0:
+        return
     self._set_market_params(
         market,
         IMarginEngine.MarketParams(

@@ -1170,42 +1170,7 @@ class Engine:
 
     def liquidate(self, liquidator: Any, owner: Any, sub: int, market_id: int, max_size: int) -> int:
         """Liquidate part of ``(owner, sub)``'s position in ``market_id``; return the reward (tokens)."""
-        _require(max_size > 0, "engine: zero size")
-        market = self._market(market_id)
-        price = market.price
-        with self._atomic():
-            self.sample(market_id)
-            acct = self._account(owner, sub)
-            pos = acct.positions.get(market_id)
-            _require(pos is not None, "engine: no position")
-            assert pos is not None
-            state = self.account(owner, sub)  # 1
-            _require(state.status in (LIQUIDATABLE, BANKRUPT), "engine: not liquidatable")
-            vault_before = self.vault_assets
-            index = accrue(market, self.now)  # 2
-            self._settle_funding(acct, pos, index)
-            q = liquidation_size(
-                state, pos, in_force(market, self.now), self.liq_params, max_size, self.scale, self.now
-            )  # 3
-            size = pos.size  # 4
-            new_size = size - sign(size) * q
-            self._credit_pnl(acct, realised_pnl(size, pos.entry_price, price, q))
-            self._cap_vault_payment(owner, sub, market_id, acct, vault_before)
-            self._set_position(acct, market, market_id, size, new_size, pos.entry_price, index)
-            penalty = capped_penalty(
-                penalty_tokens(q, price, market.params.liq_fee, self.scale), state.equity_maint, self.scale
-            )  # 5
-            acct.balance -= penalty
-            reward, insurance_delta = reward_split(penalty, self.liq_params)
-            self.insurance += insurance_delta
-            self._account(liquidator, 0).balance += reward
-            self._log(
-                "Liquidation",
-                owner=owner, sub=sub, market=market_id, liquidator=liquidator, size_closed=q,
-                price=price, penalty=penalty, reward=reward, insurance_share=insurance_delta,
-            )  # fmt: skip
-            self._settle_bad_debt(owner, sub, acct)  # 6
-        return reward
+        return self._reduce(liquidator, owner, sub, market_id, max_size, call=False)
 
     def margin_call(self, caller: Any, owner: Any, sub: int, market_id: int, max_size: int) -> int:
         """Close part of a position of an account in the band; return the fee (tokens).
@@ -1219,6 +1184,11 @@ class Engine:
         equity before the call, goes in full to ``caller``'s sub-account 0
         (no insurance share). Logs ``MarginCall``.
         """
+        return self._reduce(caller, owner, sub, market_id, max_size, call=True)
+
+    def _reduce(self, caller: Any, owner: Any, sub: int, market_id: int, max_size: int, call: bool) -> int:
+        """The engine's ``_reduce``: a liquidation, or with ``call`` a margin
+        call; the steps of docs/engine-spec.md "Liquidation" (numbered)."""
         _require(max_size > 0, "engine: zero size")
         market = self._market(market_id)
         price = market.price
@@ -1228,30 +1198,47 @@ class Engine:
             pos = acct.positions.get(market_id)
             _require(pos is not None, "engine: no position")
             assert pos is not None
-            state = self.account(owner, sub)
-            _require(self.call_buffer > 0 and in_call_band(state, self.call_buffer), "engine: not in band")
+            state = self.account(owner, sub)  # 1
+            if call:
+                _require(self.call_buffer > 0 and in_call_band(state, self.call_buffer), "engine: not in band")
+            else:
+                _require(state.status in (LIQUIDATABLE, BANKRUPT), "engine: not liquidatable")
             vault_before = self.vault_assets
-            index = accrue(market, self.now)
+            index = accrue(market, self.now)  # 2
             self._settle_funding(acct, pos, index)
-            q = margin_call_size(pos.size, price, market.params.min_notional, self.call_fraction, max_size)
-            size = pos.size
+            if call:  # 3
+                q = margin_call_size(pos.size, price, market.params.min_notional, self.call_fraction, max_size)
+            else:
+                q = liquidation_size(
+                    state, pos, in_force(market, self.now), self.liq_params, max_size, self.scale, self.now
+                )
+            size = pos.size  # 4
             new_size = size - sign(size) * q
             self._credit_pnl(acct, realised_pnl(size, pos.entry_price, price, q))
             self._cap_vault_payment(owner, sub, market_id, acct, vault_before)
             self._set_position(acct, market, market_id, size, new_size, pos.entry_price, index)
-            fee = capped_penalty(
-                call_fee_tokens(q, price, market.params.liq_fee, self.call_fee_share, self.scale),
-                state.equity_maint,
-                self.scale,
-            )
-            acct.balance -= fee
-            self._account(caller, 0).balance += fee
-            self._log(
-                "MarginCall",
-                owner=owner, sub=sub, market=market_id, caller=caller, size_closed=q, price=price, fee=fee,
-            )  # fmt: skip
-            self._settle_bad_debt(owner, sub, acct)
-        return fee
+            if call:  # 5: the fee goes in full to the caller
+                fee = call_fee_tokens(q, price, market.params.liq_fee, self.call_fee_share, self.scale)
+            else:
+                fee = penalty_tokens(q, price, market.params.liq_fee, self.scale)
+            penalty = capped_penalty(fee, state.equity_maint, self.scale)
+            acct.balance -= penalty
+            reward, insurance_delta = (penalty, 0) if call else reward_split(penalty, self.liq_params)
+            self.insurance += insurance_delta
+            self._account(caller, 0).balance += reward
+            if call:
+                self._log(
+                    "MarginCall",
+                    owner=owner, sub=sub, market=market_id, caller=caller, size_closed=q, price=price, fee=penalty,
+                )  # fmt: skip
+            else:
+                self._log(
+                    "Liquidation",
+                    owner=owner, sub=sub, market=market_id, liquidator=caller, size_closed=q,
+                    price=price, penalty=penalty, reward=reward, insurance_share=insurance_delta,
+                )  # fmt: skip
+            self._settle_bad_debt(owner, sub, acct)  # 6
+        return reward
 
     # ----------------------------------------------------------------- views
 
