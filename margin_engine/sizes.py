@@ -2,8 +2,9 @@
 
 Compiles every deployable ``.vy`` file under ``contracts/`` (not
 ``contracts/interfaces/``; mocks under ``contracts/test/`` are included and
-marked) with the installed vyper, prints a table of runtime bytecode sizes
-against the 24,576-byte EIP-170 limit (and init code against the 49,152-byte
+marked) with the installed vyper, prints a table of deployed code sizes
+(runtime bytecode plus the immutables appended to it) against the
+24,576-byte EIP-170 limit (and init code against the 49,152-byte
 EIP-3860 limit), and exits with status 1 if any contract exceeds a limit,
 2 if a contract does not compile.
 
@@ -23,6 +24,7 @@ compiled.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -105,12 +107,19 @@ def discover(root: Path) -> list[tuple[Path, str]]:
     return found
 
 
+def _immutables_size(layout: dict) -> int:
+    """Bytes of immutables in a ``code_layout`` (modules nest their own)."""
+    if "length" in layout and "offset" in layout:
+        return int(layout["length"])
+    return sum(_immutables_size(v) for v in layout.values() if isinstance(v, dict))
+
+
 def compile_one(root: Path, path: Path, kind: str, evm_version: str | None) -> Result:
     """Compiles ``path`` and measures its runtime and init code."""
     result = Result(path=path, kind=kind)
     if kind == "module":
         return result
-    cmd = [*_vyper_command(), "-f", "bytecode_runtime,bytecode", "-p", str(root)]
+    cmd = [*_vyper_command(), "-f", "bytecode_runtime,bytecode,layout", "-p", str(root)]
     if evm_version:
         cmd += ["--evm-version", evm_version]
     cmd.append(str(path.relative_to(root)))
@@ -119,11 +128,15 @@ def compile_one(root: Path, path: Path, kind: str, evm_version: str | None) -> R
         result.error = (proc.stderr or proc.stdout).strip()
         return result
     lines = [line.strip() for line in proc.stdout.splitlines() if line.strip()]
-    if len(lines) < 2:
+    if len(lines) < 3:
         result.error = f"unexpected vyper output: {proc.stdout!r}"
         return result
     runtime_hex, init_hex = lines[0], lines[1]
-    result.runtime = (len(runtime_hex) - 2) // 2 if runtime_hex.startswith("0x") else len(runtime_hex) // 2
+    # The deployed code is the runtime code followed by the immutables
+    # (`code_layout`): EIP-170 limits both together.
+    immutables = _immutables_size(json.loads(" ".join(lines[2:])).get("code_layout", {}))
+    code = (len(runtime_hex) - 2) // 2 if runtime_hex.startswith("0x") else len(runtime_hex) // 2
+    result.runtime = code + immutables
     result.initcode = (len(init_hex) - 2) // 2 if init_hex.startswith("0x") else len(init_hex) // 2
     return result
 
