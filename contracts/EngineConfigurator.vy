@@ -4,7 +4,8 @@
 @title EngineConfigurator
 @notice Governance of a MarginEngine: listing markets, setting oracles and
         risk parameters within hard bounds, the liquidation parameters, the
-        vault reserve, connecting the vault, and the guardian's pause.
+        vault reserve, connecting the vault, listing collateral assets in
+        the engine's CollateralManager, and the guardian's pause.
 @dev    The roles live here (snekmate `access_control`: DEFAULT_ADMIN,
         RISK_MANAGER, GUARDIAN). The engine stores only what this contract
         hands it (`store_*`, callable by the engine's `configurator` alone),
@@ -17,6 +18,8 @@
 """
 
 from snekmate.auth import access_control
+from ethereum.ercs import IERC4626
+from .interfaces import ICollateralManager
 from .interfaces import IMarginEngine
 
 initializes: access_control
@@ -47,6 +50,8 @@ interface IEngineStore:
         liq_rates: uint256, liq_rewards: uint256, reserve_factor: uint256, margin_params: uint256, call_params: uint256
     ): nonpayable
     def RISK_MODEL() -> address: view
+    def COLLATERAL() -> address: view
+    def MAX_MARKETS() -> uint256: view
     def margin_words() -> (uint256, uint256): view
     def store_vault(vault: address): nonpayable
     def store_paused(paused: bool): nonpayable
@@ -62,6 +67,19 @@ interface IRiskStore:
     def tiers(market: uint256) -> (uint256, uint256, uint256, uint256): view
     def volatility_params(market: uint256) -> (uint256, uint256, uint256, uint256, uint256, uint256, uint256): view
     def mm_ramp(market: uint256) -> (uint256, uint256, uint256, uint256): view
+
+
+interface ICollateralStore:
+    def set_engine(engine: address): nonpayable
+    def set_configurator(configurator: address): nonpayable
+    def store_asset(
+        asset: address, oracle: uint256, bounds: uint256, weights: uint256, limits: uint256, vault_word: uint256
+    ): nonpayable
+    def asset_count() -> uint256: view
+    def assets(id: uint256) -> address: view
+    def asset_id(asset: address) -> uint256: view
+    def asset_words(asset: address) -> (uint256, uint256, uint256, uint256, uint256, uint256): view
+    def total_deposits(id: uint256) -> uint256: view
 
 
 interface AggregatorDecimals:
@@ -114,6 +132,13 @@ MAX_CALL_FEE_SHARE: public(constant(uint256)) = 10**18 // 2
 MIN_CALL_FRACTION: public(constant(uint256)) = 10**18 // 100
 MAX_CALL_FRACTION: public(constant(uint256)) = 10**18 // 2
 MASK64: constant(uint256) = 2**64 - 1
+# Collateral assets (docs/collateral.md section 2).
+MAX_COLLATERAL_ASSETS: constant(uint256) = 16  # CollateralManager.MAX_ASSETS
+MAX_TOKEN_DECIMALS: public(constant(uint256)) = 18
+MAX_DISCOUNT: public(constant(uint256)) = 10**18 // 5                # 20 %
+MAX_WEIGHT_STEP: public(constant(uint256)) = 10**18 // 20            # a w_maint decrease, 5 points
+MAX_RATE_GROWTH: public(constant(uint256)) = 10**18 // 31_536_000    # 100 % per year, WAD per second
+ENABLED_BIT: constant(uint256) = 2**128
 
 
 # @dev The engine configured; set once (`set_engine`).
@@ -124,8 +149,12 @@ mm_ramp_duration: public(uint256)
 rates_changed_at: public(HashMap[uint256, uint256])
 # @dev The engine's RiskModel (volatility and tiers), named by the engine.
 risk_model: public(address)
+# @dev The engine's `CollateralManager` (read from the engine at `set_engine`).
+collateral_manager: public(address)
 # @dev When the risk manager last changed a market's volatility parameters.
 volatility_changed_at: public(HashMap[uint256, uint256])
+# @dev When the risk manager last lowered a collateral asset's w_maint.
+collateral_changed_at: public(HashMap[address, uint256])
 
 
 struct VolatilityParams:
@@ -218,6 +247,9 @@ def set_engine(engine: address):
     self.risk_model = risk
     extcall IRiskStore(risk).set_engine(engine)
     extcall IRiskStore(risk).store_ramp_duration(self.mm_ramp_duration)
+    manager: address = staticcall IEngineStore(engine).COLLATERAL()
+    self.collateral_manager = manager
+    extcall ICollateralStore(manager).set_engine(engine)
     log EngineSet(engine=engine)
 
 
@@ -230,8 +262,10 @@ def migrate(configurator: address):
     @param configurator The new configurator.
     """
     access_control._check_role(access_control.DEFAULT_ADMIN_ROLE, msg.sender)
+    assert configurator != empty(address), "configurator: zero address"
     extcall IEngineStore(self.engine).set_configurator(configurator)
     extcall IRiskStore(self.risk_model).set_configurator(configurator)
+    extcall ICollateralStore(self.collateral_manager).set_configurator(configurator)
     log Migrated(configurator=configurator)
 
 
@@ -259,6 +293,7 @@ def add_market(
     """
     self._check_role(access_control.DEFAULT_ADMIN_ROLE)
     market: uint256 = staticcall IEngineStore(self.engine).market_count()
+    assert market < staticcall IEngineStore(self.engine).MAX_MARKETS(), "configurator: too many markets"
     self._set_oracle(market, feed, heartbeat, min_price, max_price)
     self._set_market_params(market, params, 0, False)
     log IMarginEngine.MarketAdded(market=market, feed=feed)
@@ -641,6 +676,132 @@ def set_vault(vault: address):
 
 
 # --------------------------------------------------------------------------
+#                             Collateral assets
+# --------------------------------------------------------------------------
+
+@external
+def list_collateral(
+    asset: address,
+    feed: address,
+    heartbeat: uint256,
+    min_price: uint256,
+    max_price: uint256,
+    params: ICollateralManager.CollateralParams,
+    vault: bool,
+    max_rate_growth: uint256,
+):
+    """
+    @notice List a collateral asset in the engine's CollateralManager
+            (docs/collateral.md section 2): a plain ERC-20 priced by its
+            Chainlink feed, or (`vault`) an ERC-4626 share priced by its
+            underlying's feed times its share rate, which rises at most
+            `max_rate_growth` per second.
+    @dev DEFAULT_ADMIN only. Bounds: a non-zero asset not listed yet, token
+         (and a vault's underlying) decimals <= 18, the oracle as for
+         markets, params as in `set_collateral_params`, 0 < max_rate_growth
+         <= `MAX_RATE_GROWTH` for a vault and 0 for a plain token. The
+         manager refuses the settlement asset and a 17th asset. Rebasing
+         tokens must not be listed (policy; the contract cannot tell).
+    @param asset The token (an ERC-4626 share when `vault`).
+    @param feed AggregatorV3Interface of the token (of the underlying for a vault share) in USD.
+    @param heartbeat Seconds a round stays valid.
+    @param min_price Lowest valid feed price (WAD).
+    @param max_price Highest valid feed price (WAD).
+    @param params Weights, discount, supply cap and the enable flag.
+    @param vault True for an ERC-4626 share.
+    @param max_rate_growth Fastest rise of the share rate (WAD per second); 0 for a plain token.
+    """
+    self._check_role(access_control.DEFAULT_ADMIN_ROLE)
+    assert asset != empty(address), "configurator: zero address"
+    manager: address = self.collateral_manager
+    count: uint256 = staticcall ICollateralStore(manager).asset_count()
+    for id: uint256 in range(MAX_COLLATERAL_ASSETS):
+        if id >= count:
+            break
+        assert staticcall ICollateralStore(manager).assets(id) != asset, "configurator: listed"
+    vault_word: uint256 = 0
+    if vault:
+        assert max_rate_growth > 0 and max_rate_growth <= MAX_RATE_GROWTH, "configurator: bad collateral"
+        vault_word = max_rate_growth | (self._scale(staticcall IERC4626(asset).asset()) << 64)
+    else:
+        assert max_rate_growth == 0, "configurator: bad collateral"
+    token_scale: uint256 = self._scale(asset)
+    weights: uint256 = self._weights_word(params, token_scale)
+    oracle: uint256 = self._oracle_word(asset, feed, heartbeat, min_price, max_price)
+    self._store_collateral(asset, oracle, min_price | (max_price << 128), weights, params, vault_word)
+
+
+@external
+def set_collateral_params(asset: address, params: ICollateralManager.CollateralParams):
+    """
+    @notice Change a listed collateral asset's weights, discount, supply cap
+            and enable flag (disabling stops deposits only).
+    @dev RISK_MANAGER only. Bounds: 0 < w_init <= w_maint <= 1, discount <=
+         `MAX_DISCOUNT`, w_maint + discount <= 1, 0 < cap < 2**128. While
+         the asset has deposits, a lower w_maint falls at most
+         `MAX_WEIGHT_STEP` per change and at least `MIN_RATE_CHANGE_DELAY`
+         after the asset's previous w_maint decrease; rises and the other
+         fields apply at once. Oracle and vault terms are kept. Reverts
+         "collateral: unknown asset" for an asset not listed.
+    @param asset The listed token.
+    @param params The new parameters.
+    """
+    self._check_role(RISK_MANAGER_ROLE)
+    manager: address = self.collateral_manager
+    oracle: uint256 = 0
+    bounds: uint256 = 0
+    weights: uint256 = 0
+    limits: uint256 = 0
+    vault_word: uint256 = 0
+    rate: uint256 = 0
+    oracle, bounds, weights, limits, vault_word, rate = staticcall ICollateralStore(manager).asset_words(asset)
+    old_maint: uint256 = (weights >> 64) & MASK64
+    if params.w_maint < old_maint:
+        # Every decrease is timed; those that hit deposits are bounded.
+        id: uint256 = staticcall ICollateralStore(manager).asset_id(asset)
+        if staticcall ICollateralStore(manager).total_deposits(id) > 0:
+            assert (
+                block.timestamp >= self.collateral_changed_at[asset] + MIN_RATE_CHANGE_DELAY
+            ), "configurator: too soon"
+            assert old_maint - params.w_maint <= MAX_WEIGHT_STEP, "configurator: weight step"
+        self.collateral_changed_at[asset] = block.timestamp
+    self._store_collateral(asset, oracle, bounds, self._weights_word(params, weights >> 192), params, vault_word)
+
+
+@external
+def set_collateral_oracle(asset: address, feed: address, heartbeat: uint256, min_price: uint256, max_price: uint256):
+    """
+    @notice Replace a listed collateral asset's price feed and its validity
+            bounds (for a vault share, the feed of its underlying).
+    @dev DEFAULT_ADMIN only. Bounds as for markets. Weights, limits and
+         vault terms are kept. Reverts "collateral: unknown asset" for an
+         asset not listed.
+    @param asset The listed token.
+    @param feed AggregatorV3Interface in USD.
+    @param heartbeat Seconds a round stays valid.
+    @param min_price Lowest valid feed price (WAD).
+    @param max_price Highest valid feed price (WAD).
+    """
+    self._check_role(access_control.DEFAULT_ADMIN_ROLE)
+    manager: address = self.collateral_manager
+    oracle: uint256 = 0
+    bounds: uint256 = 0
+    weights: uint256 = 0
+    limits: uint256 = 0
+    vault_word: uint256 = 0
+    rate: uint256 = 0
+    oracle, bounds, weights, limits, vault_word, rate = staticcall ICollateralStore(manager).asset_words(asset)
+    extcall ICollateralStore(manager).store_asset(
+        asset,
+        self._oracle_word(asset, feed, heartbeat, min_price, max_price),
+        min_price | (max_price << 128),
+        weights,
+        limits,
+        vault_word,
+    )
+
+
+# --------------------------------------------------------------------------
 #                                  Guardian
 # --------------------------------------------------------------------------
 
@@ -740,6 +901,74 @@ def _set_oracle(market: uint256, feed: address, heartbeat: uint256, min_price: u
     )
     log IMarginEngine.OracleSet(
         market=market, feed=feed, heartbeat=heartbeat, min_price=min_price, max_price=max_price
+    )
+
+
+@view
+@internal
+def _scale(token: address) -> uint256:
+    """
+    @dev 10**(18 - decimals) of an ERC-20 with at most 18 decimals.
+    """
+    decimals: uint256 = convert(staticcall AggregatorDecimals(token).decimals(), uint256)
+    assert decimals <= MAX_TOKEN_DECIMALS, "configurator: decimals"
+    return 10 ** (18 - decimals)
+
+
+@internal
+def _oracle_word(asset: address, feed: address, heartbeat: uint256, min_price: uint256, max_price: uint256) -> uint256:
+    """
+    @dev Check a collateral asset's oracle as `_set_oracle` does a market's,
+         log it, and return the manager's oracle word.
+    """
+    assert (
+        heartbeat > 0 and heartbeat <= MAX_HEARTBEAT and min_price > 0 and min_price < max_price and max_price <= MASK128
+    ), "configurator: bad oracle"
+    decimals: uint256 = convert(staticcall AggregatorDecimals(feed).decimals(), uint256)
+    assert decimals <= MAX_FEED_DECIMALS, "configurator: bad oracle"
+    log ICollateralManager.CollateralOracleSet(
+        asset=asset, feed=feed, heartbeat=heartbeat, min_price=min_price, max_price=max_price
+    )
+    return convert(convert(feed, uint160), uint256) | (heartbeat << 160) | (10 ** (18 - decimals) << 192)
+
+
+@pure
+@internal
+def _weights_word(p: ICollateralManager.CollateralParams, token_scale: uint256) -> uint256:
+    """
+    @dev Check a collateral asset's parameters (docs/collateral.md section 2)
+         and return the manager's weights word.
+    """
+    assert (
+        p.w_init > 0
+        and p.w_init <= p.w_maint
+        and p.w_maint <= WAD
+        and p.discount <= MAX_DISCOUNT
+        and p.w_maint + p.discount <= WAD
+        and p.cap > 0
+        and p.cap <= MASK128
+    ), "configurator: bad collateral"
+    return p.w_init | (p.w_maint << 64) | (p.discount << 128) | (token_scale << 192)
+
+
+@internal
+def _store_collateral(
+    asset: address,
+    oracle: uint256,
+    bounds: uint256,
+    weights: uint256,
+    p: ICollateralManager.CollateralParams,
+    vault_word: uint256,
+):
+    """
+    @dev Write a collateral asset's words into the manager and log its parameters.
+    """
+    limits: uint256 = p.cap
+    if p.enabled:
+        limits |= ENABLED_BIT
+    extcall ICollateralStore(self.collateral_manager).store_asset(asset, oracle, bounds, weights, limits, vault_word)
+    log ICollateralManager.CollateralParamsSet(
+        asset=asset, w_init=p.w_init, w_maint=p.w_maint, discount=p.discount, cap=p.cap, enabled=p.enabled
     )
 
 

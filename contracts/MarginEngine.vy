@@ -39,6 +39,14 @@ interface IRiskModel:
     def sample(market: uint256, price: uint256): nonpayable
 
 
+interface ICollateral:
+    def credit(owner: address, sub: uint16, asset: address, amount: uint256, deposit: bool): nonpayable
+    def debit(owner: address, sub: uint16, asset: address, amount: uint256, withdrawal: bool) -> bool: nonpayable
+    def liquidate(liquidator: address, owner: address, sub: uint16, asset: address, max_repay: uint256) -> uint256: nonpayable
+    def value(owner: address, sub: uint16, strict: bool) -> (uint256, uint256, bool): view
+    def balance_of(owner: address, sub: uint16, asset: address) -> uint256: view
+
+
 interface AggregatorV3:
     def decimals() -> uint8: view
     def latestRoundData() -> (uint80, int256, uint256, uint256, uint80): view
@@ -68,10 +76,13 @@ MASK64: constant(uint256) = 2**64 - 1
 MASK128: constant(uint256) = 2**128 - 1
 MASK160: constant(uint256) = 2**160 - 1
 
-# Account word: bits 0-7 position count, bit 8 isolated flag, one 8-bit
+# Account word: bits 0-7 position count, bit 8 isolated flag, bit 9
+# collateral flag, one 8-bit
 # market id per open position from bit 16, the account's index in the
 # active-account list (32 bits) from bit 80, the balance (int112) from bit 144.
 ISOLATED_BIT: constant(uint256) = 256
+# Set while the sub-account holds a collateral asset (CollateralManager).
+COLLATERAL_BIT: constant(uint256) = 512
 INDEX_SHIFT: constant(uint256) = 80
 MASK144: constant(uint256) = 2**144 - 1
 # Pool word: vault assets in the low 128 bits, insurance above, paused flag on top.
@@ -93,6 +104,8 @@ SCALE: public(immutable(uint256))
 _SCALE_I: immutable(int256)
 # @dev The `RiskModel` of the markets flagged with RISK_BIT (volatility, tiers).
 RISK_MODEL: public(immutable(address))
+# @dev The `CollateralManager`: the ledger of the other collateral assets.
+COLLATERAL: public(immutable(address))
 
 
 # --------------------------------------------------------------------------
@@ -185,7 +198,7 @@ active_accounts: public(HashMap[uint256, uint256])
 # --------------------------------------------------------------------------
 
 @deploy
-def __init__(settlement_asset: address, configurator: address, risk_model: address):
+def __init__(settlement_asset: address, configurator: address, risk_model: address, collateral: address):
     """
     @notice Deploy the engine over `settlement_asset`, governed by
             `configurator` (which must then `set_engine` to this engine).
@@ -193,9 +206,11 @@ def __init__(settlement_asset: address, configurator: address, risk_model: addre
            (at most 18 decimals).
     @param configurator The `EngineConfigurator` that writes parameters.
     @param risk_model The `RiskModel` of markets with volatility or tiers.
+    @param collateral The `CollateralManager` of the other collateral assets.
     """
-    assert configurator != empty(address) and risk_model != empty(address), "engine: zero address"
+    assert configurator != empty(address) and risk_model != empty(address) and collateral != empty(address), "engine: zero address"
     RISK_MODEL = risk_model
+    COLLATERAL = collateral
     self.configurator = configurator
     decimals: uint256 = convert(staticcall IERC20Detailed(settlement_asset).decimals(), uint256)
     assert decimals <= 18, "engine: decimals"
@@ -212,14 +227,14 @@ def __init__(settlement_asset: address, configurator: address, risk_model: addre
 def deposit(sub: uint16, asset: address, amount: uint256):
     """
     @notice Deposit `amount` of `asset` into sub-account `sub` of the caller.
-    @dev Always allowed, also while paused. Credits what was received.
+    @dev Always allowed, also while paused (a collateral asset must be
+         enabled and within its supply cap). Credits what was received.
     @param sub The caller's sub-account.
-    @param asset The settlement asset.
-    @param amount Token units to pull from the caller (approval needed).
+    @param asset The settlement asset or a listed collateral asset.
+    @param amount Token units to pull from the caller (approval to the engine).
     """
-    self._check_asset(asset, amount)
-    received: uint256 = self._pull(msg.sender, amount)
-    self._credit(msg.sender, sub, received)
+    received: uint256 = self._pull(asset, msg.sender, amount)
+    self._credit(msg.sender, sub, asset, received, True)
     log IMarginEngine.Deposit(owner=msg.sender, sub=sub, asset=asset, amount=received)
 
 
@@ -227,14 +242,15 @@ def deposit(sub: uint16, asset: address, amount: uint256):
 def withdraw(sub: uint16, asset: address, amount: uint256):
     """
     @notice Withdraw `amount` of `asset` from sub-account `sub` to the caller.
-    @dev With open positions the account must stay HEALTHY (needs valid prices).
+    @dev With open positions or settlement debt the account must stay
+         HEALTHY with the transfer margin (needs valid prices). The
+         settlement balance never goes negative by a withdrawal.
     @param sub The caller's sub-account.
-    @param asset The settlement asset.
+    @param asset The settlement asset or a listed collateral asset.
     @param amount Token units to send.
     """
-    self._check_asset(asset, amount)
-    self._debit_checked(msg.sender, sub, amount)
-    self._push(msg.sender, amount)
+    self._debit_checked(msg.sender, sub, asset, amount, True)
+    self._push(asset, msg.sender, amount)
     log IMarginEngine.Withdraw(owner=msg.sender, sub=sub, asset=asset, amount=amount)
 
 
@@ -245,13 +261,12 @@ def transfer_collateral(from_sub: uint16, to_sub: uint16, asset: address, amount
     @dev The source is checked like a withdrawal.
     @param from_sub Source sub-account.
     @param to_sub Destination sub-account.
-    @param asset The settlement asset.
+    @param asset The settlement asset or a listed collateral asset.
     @param amount Token units to move.
     """
-    self._check_asset(asset, amount)
     assert from_sub != to_sub, "engine: same account"
-    self._debit_checked(msg.sender, from_sub, amount)
-    self._credit(msg.sender, to_sub, amount)
+    self._debit_checked(msg.sender, from_sub, asset, amount, False)
+    self._credit(msg.sender, to_sub, asset, amount, False)
     log IMarginEngine.CollateralTransferred(
         owner=msg.sender, from_sub=from_sub, to_sub=to_sub, asset=asset, amount=amount
     )
@@ -294,8 +309,7 @@ def fund_insurance(amount: uint256):
     @notice Add settlement tokens to the insurance fund.
     @param amount Token units to pull from the caller.
     """
-    self._check_asset(SETTLEMENT_ASSET, amount)
-    received: uint256 = self._pull(msg.sender, amount)
+    received: uint256 = self._pull(SETTLEMENT_ASSET, msg.sender, amount)
     pool: uint256 = self._pool
     self._pool = self._pack_pool(pool, self._pool_vault(pool), self._pool_insurance(pool) + received)
     log IMarginEngine.InsuranceFunded(funder=msg.sender, amount=received)
@@ -383,6 +397,54 @@ def margin_call(owner: address, sub: uint16, market: uint256, max_size: uint256)
     return self._reduce(owner, sub, market, max_size, True)
 
 
+@external
+@reentrant
+def liquidate_collateral(owner: address, sub: uint16, asset: address, max_repay: uint256) -> uint256:
+    """
+    @notice Repay settlement debt of an account and receive its `asset` at
+            the oracle price less the asset's discount.
+    @dev Needs a negative settlement balance and status LIQUIDATABLE or
+         BANKRUPT, or no positions left. Repays the least of `max_repay`,
+         the debt and what restores `mm_required * (1 + buffer)`
+         (docs/collateral.md 6). The liquidator pays from its own
+         sub-account 0, which must hold no positions, and receives the asset
+         there: no token moves. Debt left on an account without positions
+         or collateral is bad debt. Works while paused.
+         Not locked itself: `CollateralManager.liquidate` (locked) reads
+         `account` and books through `settle_collateral` (locked), so a
+         re-entry still reverts there.
+    @param owner The account owner.
+    @param sub The owner's sub-account.
+    @param asset The collateral asset to seize.
+    @param max_repay The most settlement-token units to repay.
+    @return The token units of `asset` seized.
+    """
+    return extcall ICollateral(COLLATERAL).liquidate(msg.sender, owner, sub, asset, max_repay)
+
+
+@external
+def settle_collateral(owner: address, sub: uint16, amount: int256, holds: bool):
+    """
+    @notice Book one side of a collateral liquidation: a repayment credited
+            to the account (`amount` > 0; what is left of a debt on an
+            account without positions or collateral is bad debt), or paid
+            by the liquidator's sub-account 0 (`amount` < 0; it must hold no
+            positions and no debt afterwards).
+    @dev The CollateralManager only, from `liquidate` (it moved the asset).
+    @param owner The account owner (or the liquidator).
+    @param sub The sub-account (0 for the liquidator).
+    @param amount Settlement-token units: + repaid to the account, - paid.
+    @param holds Whether the sub-account holds a collateral asset now.
+    """
+    assert msg.sender == COLLATERAL, "engine: not collateral"
+    meta: uint256 = self._meta[owner][sub] & ~COLLATERAL_BIT
+    if holds:
+        meta |= COLLATERAL_BIT
+    balance: int256 = self._meta_balance(meta) + amount
+    assert amount > 0 or (meta & 255 == 0 and balance >= 0), "engine: liquidator balance"
+    self._pool = self._store_account(owner, sub, meta, balance, self._pool)
+
+
 # --------------------------------------------------------------------------
 #                                 The vault
 # --------------------------------------------------------------------------
@@ -402,18 +464,17 @@ def vault_transfer(receiver: address, amount: int256) -> uint256:
     @return The amount received on a deposit (0 on a withdrawal).
     """
     assert msg.sender == self.vault, "engine: not vault"
-    assert amount != 0, "engine: zero amount"
-    pool: uint256 = self._pool
+    moved: int256 = amount
     if amount > 0:
-        received: uint256 = self._pull(msg.sender, convert(amount, uint256))
-        self._pool = self._pack_pool(pool, self._pool_vault(pool) + convert(received, int256), self._pool_insurance(pool))
-        log IMarginEngine.VaultFunded(amount=received)
-        return received
-    assert -amount <= self._pool_vault(pool), "engine: vault assets"
-    self._pool = self._pack_pool(pool, self._pool_vault(pool) + amount, self._pool_insurance(pool))
-    self._push(receiver, convert(-amount, uint256))
-    log IMarginEngine.VaultDefunded(receiver=receiver, amount=convert(-amount, uint256))
-    return 0
+        moved = convert(self._pull(SETTLEMENT_ASSET, msg.sender, convert(amount, uint256)), int256)
+    pool: uint256 = self._pool
+    assets: int256 = self._pool_vault(pool) + moved
+    assert amount > 0 or assets >= 0, "engine: vault assets"
+    self._pool = self._pack_pool(pool, assets, self._pool_insurance(pool))
+    if amount < 0:
+        self._push(SETTLEMENT_ASSET, receiver, convert(-amount, uint256))
+    log IMarginEngine.VaultTransfer(receiver=receiver, amount=moved)
+    return convert(max(moved, 0), uint256)
 
 
 # --------------------------------------------------------------------------
@@ -432,7 +493,6 @@ def set_configurator(configurator: address):
     @param configurator The new configurator.
     """
     self._only_configurator()
-    assert configurator != empty(address), "engine: zero address"
     self.configurator = configurator
     log IMarginEngine.ConfiguratorSet(configurator=configurator)
 
@@ -442,19 +502,17 @@ def store_oracle(market: uint256, oracle: uint256, bounds: uint256):
     """
     @notice Store a market's packed oracle and bounds words; a `market` equal
             to `market_count` lists a new market.
-    @dev Configurator only (it validates and logs). Layouts: see `_oracle`, `_bounds`.
+    @dev Configurator only (it validates and logs; it checks `market <=
+         market_count` and lists at most `MAX_MARKETS`). Layouts: see
+         `_oracle`, `_bounds`.
     @param market The market id, or `market_count` to list one.
     @param oracle feed | heartbeat << 160 | 10**(18 - decimals) << 192.
     @param bounds min_price | max_price << 128 (WAD).
     """
     self._only_configurator()
-    count: uint256 = self.market_count
-    if market == count:
-        assert market < MAX_MARKETS, "engine: too many markets"
-        self.market_count = count + 1
+    if market == self.market_count:
+        self.market_count = market + 1
         self._funding[market] = block.timestamp << 128
-    else:
-        assert market < count, "engine: unknown market"
     self._oracle[market] = oracle
     self._bounds[market] = bounds
 
@@ -504,12 +562,11 @@ def store_globals(
 @external
 def store_vault(vault: address):
     """
-    @notice Connect the liquidity vault; once only.
-    @dev Configurator only.
+    @notice Connect the liquidity vault.
+    @dev Configurator only (it connects a vault once only).
     @param vault The LiquidityVault deployed over this engine.
     """
     self._only_configurator()
-    assert self.vault == empty(address), "engine: vault set"
     self.vault = vault
 
 
@@ -614,11 +671,12 @@ def balance_of(owner: address, sub: uint16, asset: address) -> int256:
     @notice Collateral balance of a sub-account in the asset's own units.
     @param owner The account owner.
     @param sub The sub-account.
-    @param asset The collateral asset.
+    @param asset The settlement asset (signed: negative is a debt) or a
+           collateral asset.
     @return Token units (0 for an asset that is not listed).
     """
     if asset != SETTLEMENT_ASSET:
-        return 0
+        return convert(staticcall ICollateral(COLLATERAL).balance_of(owner, sub, asset), int256)
     return self._meta_balance(self._meta[owner][sub])
 
 
@@ -641,7 +699,6 @@ def oracle_price(market: uint256) -> (uint256, bool):
     @param market The market id.
     @return Price (WAD, 0 when invalid) and validity.
     """
-    assert market < self.market_count, "engine: unknown market"
     return self._price(market, False)
 
 
@@ -736,12 +793,8 @@ def _trade(owner: address, sub: uint16, market: uint256, delta: int256, limit_pr
     # Checks: caller, input, price, slippage.
     assert msg.sender == owner or self.operators[owner][msg.sender], "engine: not authorized"
     assert delta != 0, "engine: zero size"
-    assert self._oracle[market] != 0, "engine: unknown market"
     price: uint256 = self._price(market, True)[0]
-    if delta > 0:
-        assert price <= limit_price, "engine: slippage"
-    else:
-        assert price >= limit_price, "engine: slippage"
+    assert (delta > 0 and price <= limit_price) or (delta < 0 and price >= limit_price), "engine: slippage"
 
     size: int256 = self._pos_size[owner][sub][market]
     new_size: int256 = size + delta
@@ -773,7 +826,7 @@ def _trade(owner: address, sub: uint16, market: uint256, delta: int256, limit_pr
     self._pool = self._store_account(owner, sub, meta, balance, pool)
     limits: uint256 = self._limits[market]
     # No position may be left below the minimum notional (dust nobody liquidates).
-    assert new_size == 0 or self._mul_div_up(self._abs(new_size), price, WAD) >= limits >> 128, "engine: dust"
+    self._check_dust(new_size == 0 or self._mul_div_up(self._abs(new_size), price, WAD) >= limits >> 128)
 
     band: bool = False
     if risk_up:
@@ -990,11 +1043,12 @@ def _book_vault(owner: address, sub: uint16, market: uint256, pool: uint256, del
 @internal
 def _store_account(owner: address, sub: uint16, meta: uint256, balance: int256, pool: uint256) -> uint256:
     """
-    @dev Store an account word with its balance; an account left flat with a
-         negative balance is bad debt, paid by the insurance fund first, then
-         by the vault. Returns the pool word (the caller stores it).
+    @dev Store an account word with its balance; an account left without
+         positions or collateral with a negative balance is bad debt, paid by
+         the insurance fund first, then by the vault. Returns the pool word
+         (the caller stores it).
     """
-    if balance >= 0 or meta & 255 != 0:
+    if balance >= 0 or meta & (255 | COLLATERAL_BIT) != 0:
         self._meta[owner][sub] = self._with_balance(meta, balance)
         return pool
     debt: uint256 = convert(-balance, uint256)
@@ -1017,11 +1071,10 @@ def _reduce(owner: address, sub: uint16, market: uint256, max_size: uint256, cal
          equity (docs/engine-spec.md "Liquidation", docs/risk-model.md 11).
     """
     assert max_size > 0, "engine: zero size"
-    assert self._oracle[market] != 0, "engine: unknown market"
+    price: uint256 = self._price(market, True)[0]
     size: int256 = self._pos_size[owner][sub][market]
     assert size != 0, "engine: no position"
 
-    price: uint256 = self._price(market, True)[0]
     rates: uint256 = self._rates[market]
     self._sample(market, price, rates)
     oi: uint256 = self._oi[market]
@@ -1045,7 +1098,7 @@ def _reduce(owner: address, sub: uint16, market: uint256, max_size: uint256, cal
         q = min(max_size, abs_size * ((words >> 128) & MASK64) // WAD)
         if q < abs_size and self._mul_div_up(abs_size - q, price, WAD) < min_notional:
             q = abs_size
-        assert q > 0 and (q == abs_size or q * price // WAD >= min_notional), "engine: dust"
+        self._check_dust(q > 0 and (q == abs_size or q * price // WAD >= min_notional))
         fee_rate = fee_rate * ((words >> 64) & MASK64) // WAD
     else:
         assert status >= LIQUIDATABLE, "engine: not liquidatable"
@@ -1079,7 +1132,7 @@ def _reduce(owner: address, sub: uint16, market: uint256, max_size: uint256, cal
     pool = self._pack_pool(pool, self._pool_vault(pool), self._pool_insurance(pool) + penalty - reward)
     self._pool = self._store_account(owner, sub, fill.meta, balance, pool)
     # Credit after the owner's word is written: correct for self-liquidation too.
-    self._credit(msg.sender, 0, reward)
+    self._credit(msg.sender, 0, SETTLEMENT_ASSET, reward, False)
 
     if call:
         log IMarginEngine.MarginCall(
@@ -1150,9 +1203,9 @@ def _liquidation_size(
         # A capped liquidation may neither leave nor close less than the
         # minimum notional (dust-sized calls would only round against the account).
         q = max_size
-        assert (
+        self._check_dust(
             self._mul_div_up(abs_size - q, price, WAD) >= min_notional and q * price // WAD >= min_notional
-        ), "engine: dust"
+        )
     return q
 
 
@@ -1183,25 +1236,29 @@ def _valuation(
     im: uint256 = 0
     mm: uint256 = 0
     ok: bool = False
-    equity, upnl, notional, im, mm, ok = self._value_positions(owner, sub, meta, balance, hot, hot_price, hot_index, True)
-    return equity, self._initial_requirement(upnl, notional, im, transfer), mm
+    gap: uint256 = 0
+    equity, upnl, notional, im, mm, gap, ok = self._value_positions(
+        owner, sub, meta, balance, hot, hot_price, hot_index, True
+    )
+    return equity, self._initial_requirement(upnl, notional, im, gap, transfer), mm
 
 
 @view
 @internal
-def _initial_requirement(upnl: int256, notional: uint256, im: uint256, transfer: bool) -> uint256:
+def _initial_requirement(upnl: int256, notional: uint256, im: uint256, gap: uint256, transfer: bool) -> uint256:
     """
     @dev What `equity` (maintenance) must cover for the IM test:
-         equity_init >= R  <=>  equity >= R + haircut * max(upnl, 0) (up),
-         with R = im, or max(im, ratio * notional) (up) for a transfer out.
+         equity_init >= R  <=>  equity >= R + gap + haircut * max(upnl, 0) (up),
+         with R = im, or max(im, ratio * notional) (up) for a transfer out,
+         and gap = value_maint - value_init of the collateral assets.
          The margin word is read only when it can matter.
     """
     if upnl <= 0 and not transfer:
-        return im
+        return im + gap
     word: uint256 = self._margin_params
-    required: uint256 = im
+    required: uint256 = im + gap
     if transfer:
-        required = max(im, self._mul_div_up(notional, word >> 128, WAD))
+        required = max(im, self._mul_div_up(notional, word >> 128, WAD)) + gap
     if upnl > 0:
         required += self._mul_div_up(convert(upnl, uint256), word & MASK128, WAD)
     return required
@@ -1217,9 +1274,10 @@ def _account_view(owner: address, sub: uint16) -> IMarginEngine.AccountState:
     notional: uint256 = 0
     im: uint256 = 0
     mm: uint256 = 0
+    gap: uint256 = 0
     ok: bool = False
-    equity, upnl, notional, im, mm, ok = self._value_positions(owner, sub, meta, balance, NO_MARKET, 0, 0, False)
-    required: uint256 = self._initial_requirement(upnl, notional, im, False)
+    equity, upnl, notional, im, mm, gap, ok = self._value_positions(owner, sub, meta, balance, NO_MARKET, 0, 0, False)
+    required: uint256 = self._initial_requirement(upnl, notional, im, gap, False)
     return IMarginEngine.AccountState(
         equity_init=equity - convert(required - im, int256),
         equity_maint=equity,
@@ -1242,12 +1300,13 @@ def _value_positions(
     hot_price: uint256,
     hot_index: int256,
     strict: bool,
-) -> (int256, int256, uint256, uint256, uint256, bool):
+) -> (int256, int256, uint256, uint256, uint256, uint256, bool):
     """
-    @dev equity = balance * SCALE + upnl, upnl = sum(pnl - funding), the
-         total notional, and im, mm = sums of per-market requirements
-         (docs/engine-spec.md). Non-strict: markets with an invalid price are
-         skipped and the flag is False.
+    @dev equity = balance * SCALE + upnl + value_maint of the collateral
+         assets, upnl = sum(pnl - funding), the total notional, im, mm =
+         sums of per-market requirements (docs/engine-spec.md), and
+         value_maint - value_init (docs/collateral.md). Non-strict: markets
+         and assets with an invalid price are skipped and the flag is False.
     """
     upnl: int256 = 0
     total: uint256 = 0
@@ -1280,7 +1339,17 @@ def _value_positions(
         im_m, mm_m = self._requirement(market, notional, self._rates[market])
         im += im_m
         mm += mm_m
-    return balance * _SCALE_I + upnl, upnl, total, im, mm, all_ok
+    equity: int256 = balance * _SCALE_I + upnl
+    gap: uint256 = 0
+    if meta & COLLATERAL_BIT != 0:
+        value_init: uint256 = 0
+        value_maint: uint256 = 0
+        ok: bool = False
+        value_init, value_maint, ok = staticcall ICollateral(COLLATERAL).value(owner, sub, strict)
+        equity += convert(value_maint, int256)
+        gap = value_maint - value_init
+        all_ok = all_ok and ok
+    return equity, upnl, total, im, mm, gap, all_ok
 
 
 @pure
@@ -1401,22 +1470,40 @@ def _index_now(price: uint256, oi: uint256, fslot: uint256) -> int256:
 # --------------------------------------------------------------------------
 
 @internal
-def _debit_checked(owner: address, sub: uint16, amount: uint256):
+def _debit_checked(owner: address, sub: uint16, asset: address, amount: uint256, withdrawal: bool):
     """
-    @dev Debit `amount` tokens; with positions the account must stay HEALTHY.
+    @dev Debit `amount` of `asset`; with positions or settlement debt the
+         account must stay HEALTHY with the transfer margin. The settlement
+         balance may not go negative here.
     """
+    assert amount > 0, "engine: zero amount"
     meta: uint256 = self._meta[owner][sub]
-    balance: int256 = self._meta_balance(meta) - convert(amount, int256)
-    assert balance >= 0, "engine: insufficient balance"
+    balance: int256 = self._meta_balance(meta)
+    if asset == SETTLEMENT_ASSET:
+        balance -= convert(amount, int256)
+        assert balance >= 0, "engine: insufficient balance"
+    else:
+        holds: bool = extcall ICollateral(COLLATERAL).debit(owner, sub, asset, amount, withdrawal)
+        if not holds:
+            meta &= ~COLLATERAL_BIT
     self._meta[owner][sub] = self._with_balance(meta, balance)
-    if meta & 255 != 0:
+    if meta & 255 != 0 or balance < 0:
         self._check_healthy(owner, sub, meta, balance, NO_MARKET, 0, 0, True)
 
 
 @internal
-def _credit(owner: address, sub: uint16, amount: uint256):
+def _credit(owner: address, sub: uint16, asset: address, amount: uint256, deposit: bool):
+    """
+    @dev Credit `amount` of `asset` (`deposit`: tokens that just arrived).
+    """
     meta: uint256 = self._meta[owner][sub]
-    self._meta[owner][sub] = self._with_balance(meta, self._meta_balance(meta) + convert(amount, int256))
+    balance: int256 = self._meta_balance(meta)
+    if asset == SETTLEMENT_ASSET:
+        balance += convert(amount, int256)
+    else:
+        extcall ICollateral(COLLATERAL).credit(owner, sub, asset, amount, deposit)
+        meta |= COLLATERAL_BIT
+    self._meta[owner][sub] = self._with_balance(meta, balance)
 
 
 @view
@@ -1425,30 +1512,33 @@ def _only_configurator():
     assert msg.sender == self.configurator, "engine: not configurator"
 
 
-@view
 @internal
-def _check_asset(asset: address, amount: uint256):
+def _pull(token: address, sender: address, amount: uint256) -> uint256:
+    """
+    @dev transferFrom `sender`; returns what actually arrived (the balance
+         difference: fee-on-transfer and whole-balance tokens are credited
+         what they delivered).
+    """
     assert amount > 0, "engine: zero amount"
-    assert asset == SETTLEMENT_ASSET, "engine: unknown asset"
-
-
-@internal
-def _pull(sender: address, amount: uint256) -> uint256:
-    """
-    @dev transferFrom `sender`; returns what actually arrived.
-    """
-    before: uint256 = staticcall IERC20(SETTLEMENT_ASSET).balanceOf(self)
-    ok: bool = extcall IERC20(SETTLEMENT_ASSET).transferFrom(sender, self, amount, default_return_value=True)
+    before: uint256 = staticcall IERC20(token).balanceOf(self)
+    ok: bool = extcall IERC20(token).transferFrom(sender, self, amount, default_return_value=True)
     assert ok, "engine: transfer failed"
-    received: uint256 = staticcall IERC20(SETTLEMENT_ASSET).balanceOf(self) - before
+    received: uint256 = staticcall IERC20(token).balanceOf(self) - before
     assert received > 0, "engine: nothing received"
     return received
 
 
 @internal
-def _push(receiver: address, amount: uint256):
-    ok: bool = extcall IERC20(SETTLEMENT_ASSET).transfer(receiver, amount, default_return_value=True)
+def _push(token: address, receiver: address, amount: uint256):
+    ok: bool = extcall IERC20(token).transfer(receiver, amount, default_return_value=True)
     assert ok, "engine: transfer failed"
+
+
+@pure
+@internal
+def _check_dust(ok: bool):
+    # No position may be left or closed below the minimum notional.
+    assert ok, "engine: dust"
 
 
 # --------------------------------------------------------------------------
@@ -1461,8 +1551,10 @@ def _price(market: uint256, strict: bool) -> (uint256, bool):
     """
     @dev Normalised Chainlink price: answer > 0, fresh within the heartbeat,
          within bounds. Strict: reverts with the reason; else (0, False).
+         Reverts for a market that is not listed.
     """
     cfg: uint256 = self._oracle[market]
+    assert cfg != 0, "engine: unknown market"
     round_id: uint80 = 0
     answer: int256 = 0
     started_at: uint256 = 0

@@ -1,8 +1,9 @@
 """Typed deployment configuration (pydantic v2).
 
 A configuration describes one deployment of the engine: the settlement asset,
-the markets with their oracles and risk parameters, the liquidation
-parameters, the vault and the roles. It is read from YAML or JSON
+the markets with their oracles and risk parameters, the collateral assets
+(``docs/collateral.md``), the liquidation parameters, the vault and the
+roles. It is read from YAML or JSON
 (:func:`load_config`) or built in code (:func:`default_config`, the local-chain
 default, identical to ``deploy/local.yaml``).
 
@@ -40,9 +41,20 @@ WAD = 10**18
 MAX_MARKETS = 2**16
 """Market ids are below ``2**16`` (engine-spec)."""
 
+MAX_COLLATERAL_ASSETS = 16
+"""``CollateralManager.MAX_ASSETS``."""
+
+MAX_DISCOUNT = WAD // 5
+"""Largest collateral liquidation discount (``EngineConfigurator.MAX_DISCOUNT``, 20 %)."""
+
+MAX_RATE_GROWTH = WAD // 31_536_000
+"""Fastest share-rate rise of an ERC-4626 collateral (``EngineConfigurator.MAX_RATE_GROWTH``,
+100 % per year, WAD per second)."""
+
 __all__ = [
     "WAD",
     "Address",
+    "CollateralAssetConfig",
     "DeployConfig",
     "LiquidationConfig",
     "MarketConfig",
@@ -245,6 +257,138 @@ class MarketConfig(_Model):
         )
 
 
+class CollateralAssetConfig(_Model):
+    """One collateral asset (``EngineConfigurator.list_collateral``; bounds in
+    ``docs/collateral.md`` section 2): a plain ERC-20, or (``vault``) an
+    ERC-4626 share priced by its underlying's feed times its share rate.
+
+    In YAML, under ``collateral:``::
+
+        - name: WETH
+          address: null          # null: deploy a MockERC20 with `decimals`
+          decimals: 18
+          feed: null             # null: deploy a MockAggregator at mock_price
+          mock_price: 3000       # USD (of the underlying for a vault share)
+          feed_decimals: 8
+          heartbeat: 3600
+          min_price: "30e18"
+          max_price: "300000e18"
+          w_init: "0.8e18"
+          w_maint: "0.85e18"
+          discount: "0.05e18"
+          cap: "10000e18"        # token units
+        - name: sDAI
+          decimals: 18
+          vault: true            # mock: MockERC4626 over a MockERC20 `underlying_name`
+          underlying_name: DAI
+          underlying_decimals: 18
+          max_rate_growth: 3170979198   # 10 %/year in WAD per second
+          ...
+    """
+
+    name: str = Field(
+        min_length=1,
+        description="Asset name, e.g. 'WETH'; also the mock token's name and symbol (at most 32 bytes).",
+    )
+    address: Address | None = Field(
+        default=None,
+        description="The token (the ERC-4626 share for a vault); None deploys a MockERC20 (a MockERC4626).",
+    )
+    decimals: int = Field(
+        default=18, ge=0, le=18, description="Decimals of the mock token (a mock share has its underlying's)."
+    )
+    feed: Address | None = Field(
+        default=None,
+        description="Chainlink AggregatorV3 USD feed of the token (of the underlying for a vault); "
+        "None deploys a MockAggregator.",
+    )
+    mock_price: Decimal | None = Field(
+        default=None, description="Initial USD price of the mock feed (only when feed is None)."
+    )
+    feed_decimals: int = Field(default=8, ge=0, le=18, description="Decimals of the mock feed.")
+    heartbeat: Int = Field(gt=0, le=2**32 - 1, description="Seconds a round stays fresh.")
+    min_price: Int = Field(gt=0, description="Lowest valid feed price (WAD).")
+    max_price: Int = Field(gt=0, le=2**128 - 1, description="Highest valid feed price (WAD).")
+    w_init: Int = Field(gt=0, description="Initial weight (WAD), 0 < w_init <= w_maint.")
+    w_maint: Int = Field(gt=0, le=WAD, description="Maintenance weight (WAD), <= 1.")
+    discount: Int = Field(
+        ge=0, le=MAX_DISCOUNT, description="Collateral liquidation discount (WAD), <= 20 %, w_maint + discount <= 1."
+    )
+    cap: Int = Field(gt=0, le=2**128 - 1, description="Supply cap (token units deposited in all accounts).")
+    enabled: bool = Field(default=True, description="Deposits allowed.")
+    vault: bool = Field(default=False, description="The asset is an ERC-4626 share.")
+    max_rate_growth: Int = Field(
+        default=0,
+        ge=0,
+        le=MAX_RATE_GROWTH,
+        description="Fastest rise of a vault share's rate (WAD per second, <= 100 %/year); 0 for a plain token.",
+    )
+    underlying_name: str | None = Field(
+        default=None,
+        description="Name and symbol of the mock underlying of a mock vault share (at most 32 bytes).",
+    )
+    underlying_decimals: int | None = Field(
+        default=None, ge=0, le=18, description="Decimals of the mock underlying (a mock share's decimals)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> CollateralAssetConfig:
+        where = f"collateral {self.name}"
+        if len(self.name.encode()) > 32:
+            raise ValueError(f"{where}: the name is at most 32 bytes (the mock's symbol)")
+        if not self.w_init <= self.w_maint:
+            raise ValueError(f"{where}: need 0 < w_init <= w_maint (w_init={self.w_init}, w_maint={self.w_maint})")
+        if self.w_maint + self.discount > WAD:
+            raise ValueError(f"{where}: need w_maint + discount <= 1e18 ({self.w_maint} + {self.discount})")
+        if not self.min_price < self.max_price:
+            raise ValueError(f"{where}: need min_price < max_price ({self.min_price} >= {self.max_price})")
+        if self.vault:
+            if self.max_rate_growth == 0:
+                raise ValueError(f"{where}: a vault share needs 0 < max_rate_growth <= {MAX_RATE_GROWTH}")
+            if self.address is None:
+                if self.underlying_name is None or self.underlying_decimals is None:
+                    raise ValueError(f"{where}: a mock vault share needs underlying_name and underlying_decimals")
+                if len(self.underlying_name.encode()) > 32 or not self.underlying_name:
+                    raise ValueError(f"{where}: underlying_name is 1 to 32 bytes")
+                if self.decimals != self.underlying_decimals:
+                    raise ValueError(
+                        f"{where}: a mock share has its underlying's decimals "
+                        f"(decimals={self.decimals}, underlying_decimals={self.underlying_decimals})"
+                    )
+            elif self.underlying_name is not None or self.underlying_decimals is not None:
+                raise ValueError(f"{where}: underlying_name/underlying_decimals are for a mock vault share only")
+        else:
+            if self.max_rate_growth != 0:
+                raise ValueError(f"{where}: max_rate_growth is for vault shares only (set 0)")
+            if self.underlying_name is not None or self.underlying_decimals is not None:
+                raise ValueError(f"{where}: underlying_name/underlying_decimals are for vault shares only")
+        if self.feed is None:
+            if self.mock_price is None or self.mock_price <= 0:
+                raise ValueError(f"{where}: without a feed, a positive mock_price is needed")
+            answer = self.mock_price.scaleb(self.feed_decimals)
+            if answer != answer.to_integral_value():
+                raise ValueError(
+                    f"{where}: mock_price {self.mock_price} has more than feed_decimals={self.feed_decimals} decimals"
+                )
+            if not self.min_price <= self.mock_price_wad() <= self.max_price:
+                raise ValueError(f"{where}: mock_price {self.mock_price} is outside [min_price, max_price]")
+        return self
+
+    def mock_answer(self) -> int:
+        """The mock feed's initial answer, in ``feed_decimals`` decimals."""
+        if self.mock_price is None:
+            raise ValueError(f"collateral {self.name} has no mock_price")
+        return int(self.mock_price.scaleb(self.feed_decimals))
+
+    def mock_price_wad(self) -> int:
+        """The mock feed's initial price as WAD."""
+        return self.mock_answer() * 10 ** (18 - self.feed_decimals)
+
+    def params(self) -> tuple[int, int, int, int, bool]:
+        """The ``ICollateralManager.CollateralParams`` struct, as a tuple in field order."""
+        return (self.w_init, self.w_maint, self.discount, self.cap, self.enabled)
+
+
 class LiquidationConfig(_Model):
     """Global liquidation parameters (the engine's ``LiquidationParams``)."""
 
@@ -291,6 +435,9 @@ class DeployConfig(_Model):
         default=6, ge=0, le=18, description="Decimals of the mock settlement token."
     )
     markets: list[MarketConfig] = Field(default_factory=list)
+    collateral: list[CollateralAssetConfig] = Field(
+        default_factory=list, description="Collateral assets besides the settlement asset (listed in this order)."
+    )
     liquidation: LiquidationConfig
     reserve_factor: Int = Field(
         ge=0, le=WAD, description="Share of the net open notional the vault reserves (WAD)."
@@ -338,6 +485,17 @@ class DeployConfig(_Model):
             raise ValueError(f"duplicate market names: {duplicates}")
         if len(names) > MAX_MARKETS:
             raise ValueError(f"at most {MAX_MARKETS} markets")
+        names = [c.name for c in self.collateral]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate collateral names: {duplicates}")
+        if len(names) > MAX_COLLATERAL_ASSETS:
+            raise ValueError(f"at most {MAX_COLLATERAL_ASSETS} collateral assets")
+        addresses = [c.address for c in self.collateral if c.address is not None]
+        if len(set(addresses)) != len(addresses):
+            raise ValueError("a collateral asset is listed twice")
+        if self.settlement_asset is not None and self.settlement_asset in addresses:
+            raise ValueError("the settlement asset cannot be a collateral asset")
         return self
 
     def market(self, name: str) -> MarketConfig:
@@ -345,6 +503,13 @@ class DeployConfig(_Model):
         for m in self.markets:
             if m.name == name:
                 return m
+        raise KeyError(name)
+
+    def collateral_asset(self, name: str) -> CollateralAssetConfig:
+        """The collateral asset called ``name`` (``KeyError`` if none)."""
+        for c in self.collateral:
+            if c.name == name:
+                return c
         raise KeyError(name)
 
 
@@ -367,7 +532,7 @@ def dump_config(config: DeployConfig, path: str | Path | None = None) -> str:
     """Serialises ``config`` to YAML (JSON for a ``.json`` path); writes it if a path is given."""
     data = config.model_dump(mode="json")
     # Decimals (mock prices) as plain numbers when exact, ints stay ints.
-    for m in data["markets"]:
+    for m in [*data["markets"], *data["collateral"]]:
         if m.get("mock_price") is not None:
             d = Decimal(m["mock_price"])
             m["mock_price"] = int(d) if d == d.to_integral_value() else str(d)

@@ -15,17 +15,24 @@ Order of operations:
 1. the settlement token (a ``MockERC20`` "USD Coin"/"USDC" when
    ``settlement_asset`` is ``None``);
 2. ``EngineConfigurator.deploy()`` (the deployer becomes its DEFAULT_ADMIN),
-   ``RiskModel.deploy(configurator)``,
-   ``MarginEngine.deploy(settlement_asset, configurator, risk_model)`` and
-   ``configurator.set_engine(engine)`` (which also connects the risk model);
+   ``RiskModel.deploy(configurator)``, ``CollateralManager.deploy(configurator)``,
+   ``MarginEngine.deploy(settlement_asset, configurator, risk_model, collateral)`` and
+   ``configurator.set_engine(engine)`` (which also connects the risk model
+   and the collateral manager);
 3. ``LiquidityVault.deploy(engine, vault_name, vault_symbol)``, then
    ``configurator.set_vault(vault)``, and ``MarginLens.deploy(engine)``;
 4. the deployer grants itself ``RISK_MANAGER_ROLE`` (roles live on the configurator);
 5. per market: a ``MockAggregator`` when ``feed`` is ``None``, then
    ``configurator.add_market(feed, heartbeat, min_price, max_price, MarketParams)``;
-6. ``configurator.set_liquidation_params(...)``, ``configurator.set_reserve_factor(...)``
-   and, when set, ``configurator.set_margin_params(upnl_haircut, transfer_margin_ratio)``;
-7. roles from the configuration; the deployer renounces ``RISK_MANAGER_ROLE``
+6. per collateral asset: when ``address`` is ``None`` a ``MockERC20(name, name,
+   decimals)`` (for a vault share: a ``MockERC20`` underlying and
+   ``MockERC4626(underlying, name, name)``), a ``MockAggregator`` when
+   ``feed`` is ``None``, then ``configurator.list_collateral(asset, feed,
+   heartbeat, min_price, max_price, CollateralParams, vault, max_rate_growth)``;
+7. ``configurator.set_liquidation_params(...)``, ``configurator.set_reserve_factor(...)``
+   and, when set, ``configurator.set_margin_params(upnl_haircut, transfer_margin_ratio)``
+   and ``configurator.set_call_params(...)``;
+8. roles from the configuration; the deployer renounces ``RISK_MANAGER_ROLE``
    when another risk manager is configured.
 
 Ape is imported inside the functions, so importing this module is cheap.
@@ -59,6 +66,8 @@ class Deployment:
     """Writes markets and parameters into the engine (``EngineConfigurator``)."""
     risk: ContractInstance
     """Volatility margin, size tiers and MM ramps of flagged markets (``RiskModel``)."""
+    collateral: ContractInstance
+    """The ledger of the collateral assets other than the settlement asset (``CollateralManager``)."""
     vault: ContractInstance
     lens: ContractInstance
     """Read-only views over the engine (``MarginLens``)."""
@@ -72,19 +81,37 @@ class Deployment:
     """True when the settlement token is a freshly deployed ``MockERC20``."""
     mock_feeds: set[str] = field(default_factory=set)
     """Names of the markets whose feed is a freshly deployed ``MockAggregator``."""
+    collaterals: dict[str, ContractInstance] = field(default_factory=dict)
+    """Collateral asset name -> token (``MockERC20`` ABI, ``MockERC4626`` for a vault share)."""
+    collateral_feeds: dict[str, ContractInstance] = field(default_factory=dict)
+    """Collateral asset name -> price feed (``MockAggregator`` ABI; of the underlying for a vault share)."""
+    collateral_underlyings: dict[str, ContractInstance] = field(default_factory=dict)
+    """Vault share name -> the ``MockERC20`` underlying of a freshly deployed ``MockERC4626``."""
+    mock_collaterals: set[str] = field(default_factory=set)
+    """Names of the collateral assets whose token is a freshly deployed mock."""
+    mock_collateral_feeds: set[str] = field(default_factory=set)
+    """Names of the collateral assets whose feed is a freshly deployed ``MockAggregator``."""
 
     def addresses(self) -> dict[str, str]:
-        """Every address, by role: ``settlement_asset``, ``engine``, ``vault``, ``feed:<market>``."""
+        """Every address, by role: ``settlement_asset``, ``engine``, ``vault``, ``feed:<market>``,
+        ``collateral:<asset>``, ``collateral_feed:<asset>``, ``underlying:<vault share>``."""
         out = {
             "settlement_asset": str(self.settlement.address),
             "engine": str(self.engine.address),
             "configurator": str(self.configurator.address),
             "risk_model": str(self.risk.address),
+            "collateral_manager": str(self.collateral.address),
             "vault": str(self.vault.address),
             "lens": str(self.lens.address),
         }
         for name, feed in self.feeds.items():
             out[f"feed:{name}"] = str(feed.address)
+        for name, token in self.collaterals.items():
+            out[f"collateral:{name}"] = str(token.address)
+        for name, feed in self.collateral_feeds.items():
+            out[f"collateral_feed:{name}"] = str(feed.address)
+        for name, token in self.collateral_underlyings.items():
+            out[f"underlying:{name}"] = str(token.address)
         return out
 
 
@@ -106,8 +133,8 @@ def deploy(
         deployer: the sending account; it becomes the engine's admin.
         log: progress printer (``None`` for silence).
         contracts: contract name -> deployer (default: Ape's ``project``);
-            only fresh mocks can be deployed this way (``settlement_asset``
-            and ``feed`` must be ``None``).
+            only fresh mocks can be deployed this way (``settlement_asset``,
+            every ``feed`` and every collateral ``address`` must be ``None``).
 
     Returns:
         The :class:`Deployment` (contract instances and market ids).
@@ -139,7 +166,11 @@ def deploy(
     say(f"EngineConfigurator: {configurator.address}")
     risk = contracts("RiskModel").deploy(configurator.address, **tx)
     say(f"RiskModel: {risk.address}")
-    engine = contracts("MarginEngine").deploy(settlement.address, configurator.address, risk.address, **tx)
+    collateral = contracts("CollateralManager").deploy(configurator.address, **tx)
+    say(f"CollateralManager: {collateral.address}")
+    engine = contracts("MarginEngine").deploy(
+        settlement.address, configurator.address, risk.address, collateral.address, **tx
+    )
     say(f"MarginEngine: {engine.address}")
     configurator.set_engine(engine.address, **tx)
     vault = contracts("LiquidityVault").deploy(
@@ -160,6 +191,7 @@ def deploy(
         engine=engine,
         configurator=configurator,
         risk=risk,
+        collateral=collateral,
         vault=vault,
         lens=lens,
         config=config,
@@ -197,7 +229,48 @@ def deploy(
             configurator.set_tiers(market_id, market.tiers.edges, market.tiers.multipliers, **tx)
             say(f"market {market_id}: tiers at {market.tiers.edges}")
 
-    # 6. Global risk parameters.
+    # 6. Collateral assets.
+    for asset in config.collateral:
+        if asset.address is not None:
+            kind = "MockERC4626" if asset.vault else "MockERC20"
+            token = contracts(kind).at(asset.address, fetch_from_explorer=False)
+        elif asset.vault:
+            underlying = contracts("MockERC20").deploy(
+                asset.underlying_name, asset.underlying_name, asset.underlying_decimals, **tx
+            )
+            token = contracts("MockERC4626").deploy(underlying.address, asset.name, asset.name, **tx)
+            deployment.collateral_underlyings[asset.name] = underlying
+            deployment.mock_collaterals.add(asset.name)
+            say(f"MockERC20 {asset.underlying_name} ({asset.underlying_decimals} decimals): {underlying.address}")
+            say(f"MockERC4626 {asset.name}: {token.address}")
+        else:
+            token = contracts("MockERC20").deploy(asset.name, asset.name, asset.decimals, **tx)
+            deployment.mock_collaterals.add(asset.name)
+            say(f"MockERC20 {asset.name} ({asset.decimals} decimals): {token.address}")
+        if asset.feed is None:
+            priced = (asset.underlying_name or asset.name) if asset.vault else asset.name
+            feed = contracts("MockAggregator").deploy(asset.feed_decimals, asset.mock_answer(), **tx)
+            feed.set_description(f"{priced} / USD", **tx)
+            deployment.mock_collateral_feeds.add(asset.name)
+            say(f"MockAggregator {priced} / USD ({asset.mock_price}): {feed.address}")
+        else:
+            feed = contracts("MockAggregator").at(asset.feed, fetch_from_explorer=False)
+        configurator.list_collateral(
+            token.address,
+            feed.address,
+            asset.heartbeat,
+            asset.min_price,
+            asset.max_price,
+            asset.params(),
+            asset.vault,
+            asset.max_rate_growth,
+            **tx,
+        )
+        deployment.collaterals[asset.name] = token
+        deployment.collateral_feeds[asset.name] = feed
+        say(f"collateral {asset.name}: listed")
+
+    # 7. Global risk parameters.
     configurator.set_liquidation_params(config.liquidation.params(), **tx)
     configurator.set_reserve_factor(config.reserve_factor, **tx)
     if config.upnl_haircut or config.transfer_margin_ratio:
@@ -205,7 +278,7 @@ def deploy(
     if config.call_buffer:
         configurator.set_call_params(config.call_buffer, config.call_fee_share, config.call_fraction, **tx)
 
-    # 7. Roles.
+    # 8. Roles.
     roles = config.roles
     if roles.guardian is not None:
         configurator.grantRole(configurator.GUARDIAN_ROLE(), roles.guardian, **tx)

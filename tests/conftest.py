@@ -113,6 +113,12 @@ def configurator(system):
 
 
 @pytest.fixture(scope="session")
+def manager(system):
+    """The CollateralManager (the ledger of collateral assets other than USDC)."""
+    return system.collateral
+
+
+@pytest.fixture(scope="session")
 def vault(system):
     return system.vault
 

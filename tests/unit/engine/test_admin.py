@@ -51,11 +51,13 @@ def actors(admin, risk_manager, guardian, attacker):
 
 
 def deploy_engine(project, admin, usdc):
-    """A configurator, its RiskModel and an engine naming both, not yet
-    connected (`set_engine` not called): `(engine, configurator, risk)`."""
+    """A configurator, its RiskModel and CollateralManager and an engine
+    naming them, not yet connected (`set_engine` not called):
+    `(engine, configurator, risk)`."""
     configurator = project.EngineConfigurator.deploy(sender=admin)
     risk = project.RiskModel.deploy(configurator, sender=admin)
-    engine = project.MarginEngine.deploy(usdc, configurator, risk, sender=admin)
+    manager = project.CollateralManager.deploy(configurator, sender=admin)
+    engine = project.MarginEngine.deploy(usdc, configurator, risk, manager, sender=admin)
     return engine, configurator, risk
 
 
@@ -205,7 +207,7 @@ def test_add_market__beyond_max_markets__reverts(configurator, engine, admin, bt
         configurator.add_market(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin)
     assert engine.market_count() == 64
 
-    with ape.reverts("engine: too many markets"):
+    with ape.reverts("configurator: too many markets"):
         configurator.add_market(btc_feed, HEARTBEAT, MIN_PRICE, MAX_PRICE, PARAMS, sender=admin)
 
 
@@ -675,7 +677,7 @@ def test_set_configurator__only_the_current_configurator(actors, engine, configu
 
 
 def test_migrate__zero_address__reverts(engine, configurator, risk, admin):
-    with ape.reverts("engine: zero address"):
+    with ape.reverts("configurator: zero address"):
         configurator.migrate(ZERO_ADDRESS, sender=admin)
     assert engine.configurator() == configurator.address
     assert risk.configurator() == configurator.address
@@ -712,7 +714,8 @@ def test_set_engine__once_only_and_only_an_engine_that_names_this_configurator(
 def test_set_engine__risk_model_of_another_configurator__reverts(project, admin, usdc, attacker):
     fresh = project.EngineConfigurator.deploy(sender=admin)
     foreign_risk = project.RiskModel.deploy(attacker, sender=admin)
-    other = project.MarginEngine.deploy(usdc, fresh, foreign_risk, sender=admin)
+    manager = project.CollateralManager.deploy(fresh, sender=admin)
+    other = project.MarginEngine.deploy(usdc, fresh, foreign_risk, manager, sender=admin)
 
     with ape.reverts("risk: not the configurator"):
         fresh.set_engine(other, sender=admin)
@@ -751,14 +754,20 @@ def test_configurator__bounds_and_roles(configurator, engine, admin, operator):
     assert engine.reserve_factor() == 0
 
 
-def test_engine__zero_configurator_or_risk_model__reverts(project, configurator, risk, admin, usdc):
+def test_engine__zero_configurator_risk_model_or_manager__reverts(project, configurator, risk, manager, admin, usdc):
     with ape.reverts("engine: zero address"):
-        project.MarginEngine.deploy(usdc, ZERO_ADDRESS, risk, sender=admin)
+        project.MarginEngine.deploy(usdc, ZERO_ADDRESS, risk, manager, sender=admin)
     with ape.reverts("engine: zero address"):
-        project.MarginEngine.deploy(usdc, configurator, ZERO_ADDRESS, sender=admin)
-    # the same arguments with both addresses set deploy
-    other = project.MarginEngine.deploy(usdc, configurator, risk, sender=admin)
-    assert (other.configurator(), other.RISK_MODEL()) == (configurator.address, risk.address)
+        project.MarginEngine.deploy(usdc, configurator, ZERO_ADDRESS, manager, sender=admin)
+    with ape.reverts("engine: zero address"):
+        project.MarginEngine.deploy(usdc, configurator, risk, ZERO_ADDRESS, sender=admin)
+    # the same arguments with every address set deploy
+    other = project.MarginEngine.deploy(usdc, configurator, risk, manager, sender=admin)
+    assert (other.configurator(), other.RISK_MODEL(), other.COLLATERAL()) == (
+        configurator.address,
+        risk.address,
+        manager.address,
+    )
 
 
 def test_set_reserve_factor__keeps_the_liquidation_params_and_vice_versa(engine, configurator, risk_manager):

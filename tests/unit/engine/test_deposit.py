@@ -81,7 +81,7 @@ def test_deposit__unknown_asset__reverts(ctx, project, trader):
     other.mint(trader, ctx.tok("100"), sender=trader)
     other.approve(ctx.engine, ctx.tok("100"), sender=trader)
     before = ctx.snapshot(trader)
-    with ape.reverts("engine: unknown asset"):
+    with ape.reverts("collateral: unknown asset"):
         ctx.engine.deposit(0, other, ctx.tok("100"), sender=trader)
     assert ctx.snapshot(trader) == before
     assert other.balanceOf(trader) == ctx.tok("100")

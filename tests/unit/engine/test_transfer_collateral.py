@@ -85,7 +85,7 @@ def test_transfer_collateral__unknown_asset__reverts(ctx, project, trader):
     other = project.MockERC20.deploy("Other USD", "OUSD", 6, sender=trader)
     ctx.fund(trader, ctx.tok("100"))
     before = ctx.snapshot(trader, subs=(0, 1))
-    with ape.reverts("engine: unknown asset"):
+    with ape.reverts("collateral: unknown asset"):
         ctx.engine.transfer_collateral(0, 1, other, ctx.tok("100"), sender=trader)
     assert ctx.snapshot(trader, subs=(0, 1)) == before
 

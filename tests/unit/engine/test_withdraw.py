@@ -127,7 +127,7 @@ def test_withdraw__unknown_asset__reverts(ctx, project, trader):
     other = project.MockERC20.deploy("Other USD", "OUSD", ctx.decimals, sender=trader)
     ctx.fund(trader, ctx.tok("100"))
     before = ctx.snapshot(trader)
-    with ape.reverts("engine: unknown asset"):
+    with ape.reverts("collateral: unknown asset"):
         ctx.engine.withdraw(0, other, ctx.tok("100"), sender=trader)
     assert ctx.snapshot(trader) == before
 

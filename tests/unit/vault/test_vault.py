@@ -119,7 +119,7 @@ def test_deposit__shares_rounded_down_with_virtual_offset(
     assert receipt.events.filter(vault.Transfer) == [
         vault.Transfer(sender="0x0000000000000000000000000000000000000000", receiver=receiver, value=shares)
     ]
-    assert receipt.events.filter(engine.VaultFunded) == [engine.VaultFunded(amount=assets)]
+    assert receipt.events.filter(engine.VaultTransfer) == [engine.VaultTransfer(receiver=vault, amount=assets)]
     assert vault.balanceOf(receiver) == shares
     assert vault.balanceOf(depositor) == (shares if to_self else 0)
     assert totals(vault) == (supply + shares, total + assets)
@@ -159,7 +159,7 @@ def test_withdraw__shares_rounded_up(vault, usdc, engine, lp, fees_paid):
     assert receipt.events.filter(vault.Withdraw) == [
         vault.Withdraw(sender=lp, receiver=lp, owner=lp, assets=assets, shares=shares)
     ]
-    assert receipt.events.filter(engine.VaultDefunded) == [engine.VaultDefunded(receiver=lp, amount=assets)]
+    assert receipt.events.filter(engine.VaultTransfer) == [engine.VaultTransfer(receiver=lp, amount=-assets)]
     assert usdc.balanceOf(lp) == assets
     assert vault.balanceOf(lp) == LP_SHARES - shares
     assert totals(vault) == (supply - shares, total - assets)
