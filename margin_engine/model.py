@@ -21,6 +21,9 @@ Two layers:
   word (``vol_mm_in_force``, ``vol_after_sample``) and the requirement of one
   position in a market flagged ``risk`` (``requirements``); markets without
   the flag keep the static rates and never use it;
+- multi-collateral accounts (``docs/collateral.md``): ``CollateralAsset``,
+  ``collateral_price`` (the bounded ERC-4626 rate), ``collateral_values`` and
+  ``seize_amounts`` (a collateral liquidation);
 - ``Engine``, a small stateful simulator of the contract's ledger that applies
   the steps of a trade or a liquidation in the spec's order and raises
   ``ModelRevert`` with the contract's revert string where the contract reverts
@@ -515,8 +518,9 @@ def account_status(
 ) -> int:
     """Status from the four margin numbers (spec: Account state).
 
-    ``equity_maint`` equals the balance when there are no positions, so the
-    first rule ("no positions and balance >= 0") is ``equity_maint >= 0``.
+    ``equity_maint`` equals the balance (plus the collateral's maintenance
+    value) when there are no positions, so the first rule ("no positions and
+    balance >= 0") is ``equity_maint >= 0``.
     """
     if not has_positions and equity_maint >= 0:
         return HEALTHY
@@ -555,13 +559,18 @@ def account_state(
     scale: int,
     now: int,
     upnl_haircut: int = 0,
+    collateral: tuple[int, int] = (0, 0),
 ) -> AccountState:
     """Margin state of an account valued at each market's price and current index.
 
-    ``equity_init = equity - mul_div_up(max(upnl, 0), upnl_haircut, WAD)``:
+    ``equity_maint = balance * scale + upnl + value_maint`` and
+    ``equity_init = equity_maint - (value_maint - value_init) - mul_div_up(max(upnl, 0), upnl_haircut, WAD)``:
     positive unrealised PnL counts toward IM at weight ``1 - haircut``
     (the engine's ``margin_params``); ``equity_maint`` counts it in full.
-    A market flagged ``risk`` requires :func:`requirements` at ``now``.
+    ``collateral`` is ``(value_init, value_maint)`` of the account's
+    collateral assets (:func:`collateral_values`, docs/collateral.md section 4;
+    ``(0, 0)`` without any). A market flagged ``risk`` requires
+    :func:`requirements` at ``now``.
     """
     upnl = im_required = mm_required = 0
     for market_id, pos in positions.items():
@@ -570,8 +579,9 @@ def account_state(
         upnl += value.upnl
         im_required += value.im
         mm_required += value.mm
-    equity = balance_tokens * scale + upnl
-    equity_init = equity - mul_div_up(max(upnl, 0), upnl_haircut, WAD)
+    value_init, value_maint = collateral
+    equity = balance_tokens * scale + upnl + value_maint
+    equity_init = equity - (value_maint - value_init) - mul_div_up(max(upnl, 0), upnl_haircut, WAD)
     status = account_status(equity_init, equity, im_required, mm_required, len(positions) > 0)
     return AccountState(
         equity_init=equity_init,
@@ -822,6 +832,183 @@ def reserved_tokens(markets: Mapping[int, Market], scale: int, reserve_factor: i
 
 
 # --------------------------------------------------------------------------
+#                 Multi-collateral accounts (docs/collateral.md)
+# --------------------------------------------------------------------------
+
+MAX_ASSETS: int = 16
+"""Most collateral assets the manager lists."""
+MAX_COLLATERAL_DECIMALS: int = 18
+"""Token decimals above this are refused (``configurator: decimals``)."""
+MAX_DISCOUNT: int = WAD // 5
+"""Largest collateral liquidation discount (20 %)."""
+MAX_WEIGHT_STEP: int = WAD // 20
+"""Largest fall of ``w_maint`` in one change while anyone holds the asset (5 %, absolute)."""
+MIN_RATE_CHANGE_DELAY: int = 3_600
+"""At least this long between two falls of ``w_maint`` of an asset (s), the configurator's constant."""
+SECONDS_PER_YEAR: int = 365 * 86_400
+MAX_RATE_GROWTH: int = WAD // SECONDS_PER_YEAR
+"""Largest ``max_rate_growth`` of a vault share: 100 % a year, WAD per second (down)."""
+MAX_CAP: int = 2**128
+"""A supply cap is below this."""
+
+
+@dataclass
+class CollateralAsset:
+    """A listed collateral asset: parameters, oracle price, ERC-4626 rate state and ledger total.
+
+    ``price`` is the feed's price (WAD USD per whole token; of the underlying
+    for a vault share); a vault share is priced through :func:`collateral_price`.
+    """
+
+    decimals: int  # token decimals (of the share for a vault)
+    price: int  # WAD USD per whole token (underlying for a vault)
+    w_init: int  # WAD, 0 < w_init <= w_maint
+    w_maint: int  # WAD, <= WAD
+    discount: int  # WAD, <= 20 % and w_maint + discount <= WAD
+    cap: int  # supply cap in token units, 0 < cap < 2**128
+    enabled: bool = True  # deposits allowed
+    vault: bool = False  # an ERC-4626 share
+    max_rate_growth: int = 0  # WAD per second (vaults), else 0
+    live_rate: int = WAD  # convertToAssets(10**share_decimals) * 10**(18 - underlying_decimals)
+    last_rate: int = WAD  # the bounded rate last stored (WAD)
+    last_time: int = 0  # when it was stored (s)
+    total: int = 0  # token units deposited in all sub-accounts
+    w_maint_changed_at: int = 0  # last fall of w_maint while held (s); 0 = never
+
+    @property
+    def scale(self) -> int:
+        """``10**(18 - decimals)``: token units to WAD."""
+        return 10 ** (18 - self.decimals)
+
+
+def check_collateral_params(
+    decimals: int, w_init: int, w_maint: int, discount: int, cap: int, vault: bool, max_rate_growth: int
+) -> None:
+    """The configurator's bounds of docs/collateral.md section 2.
+
+    In the configurator's order: ``"configurator: bad collateral"`` unless
+    ``0 < max_rate_growth <= 100 %/year`` for a vault (0 otherwise); then
+    ``"configurator: decimals"`` for decimals above 18; then
+    ``"configurator: bad collateral"`` unless ``0 < w_init <= w_maint <= WAD``,
+    ``discount <= 20 %``, ``w_maint + discount <= WAD`` and ``0 < cap < 2**128``
+    (:func:`check_collateral_weights`).
+    """
+    growth_ok = 0 < max_rate_growth <= MAX_RATE_GROWTH if vault else max_rate_growth == 0
+    _require(growth_ok, "configurator: bad collateral")
+    _require(0 <= decimals <= MAX_COLLATERAL_DECIMALS, "configurator: decimals")
+    check_collateral_weights(w_init, w_maint, discount, cap)
+
+
+def check_collateral_weights(w_init: int, w_maint: int, discount: int, cap: int) -> None:
+    """The parameter bounds of section 2, ``"configurator: bad collateral"`` otherwise."""
+    ok = 0 < w_init <= w_maint <= WAD and 0 <= discount <= MAX_DISCOUNT and w_maint + discount <= WAD
+    _require(ok and 0 < cap < MAX_CAP, "configurator: bad collateral")
+
+
+def bounded_rate(asset: CollateralAsset, now: int) -> int:
+    """The share rate of a vault (section 3): ``min(live, bound)`` with
+    ``bound = last + last * g * (now - last_time) // WAD``; a falling rate
+    applies at once; at most ``2**128 - 1`` (the stored word). ``WAD`` for a plain token."""
+    if not asset.vault:
+        return WAD
+    elapsed = max(now - asset.last_time, 0)
+    bound = asset.last_rate + asset.last_rate * asset.max_rate_growth * elapsed // WAD
+    return min(asset.live_rate, bound, 2**128 - 1)
+
+
+def collateral_price(asset: CollateralAsset, now: int, store: bool = False) -> int:
+    """The price of one whole token (WAD USD), section 3.
+
+    A plain token: ``P``. A vault share: ``P * rate // WAD`` with the bounded
+    rate of :func:`bounded_rate`; with ``store`` the rate is written
+    (``last_rate = rate``, ``last_time = now``), as on a deposit, withdrawal,
+    collateral liquidation or ``update_rate`` (views do not store).
+    """
+    if not asset.vault:
+        return asset.price
+    rate = bounded_rate(asset, now)
+    if store:
+        asset.last_rate = rate
+        asset.last_time = now
+    return asset.price * rate // WAD
+
+
+def collateral_usd(amount: int, scale: int, price: int) -> int:
+    """``usd = b * scale * price // WAD`` (down): WAD USD of ``amount`` token units."""
+    return amount * scale * price // WAD
+
+
+def collateral_values(
+    balances: Mapping[Any, int], assets: Mapping[Any, CollateralAsset], now: int
+) -> tuple[int, int]:
+    """``(value_init, value_maint)`` of collateral balances (section 4), WAD USD::
+
+        usd_k       = b_k * scale_k * price_k // WAD
+        value_init  = sum(usd_k * w_init_k // WAD)     (each term down)
+        value_maint = sum(usd_k * w_maint_k // WAD)    (each term down)
+
+    Prices are the views' (:func:`collateral_price` without storing).
+    """
+    value_init = value_maint = 0
+    for key, amount in balances.items():
+        if amount == 0:
+            continue
+        asset = assets[key]
+        usd = collateral_usd(amount, asset.scale, collateral_price(asset, now))
+        value_init += usd * asset.w_init // WAD
+        value_maint += usd * asset.w_maint // WAD
+    return value_init, value_maint
+
+
+def seize_need(deficit: int | None, discount: int, w_maint: int, scale: int) -> int | None:
+    """``need`` of section 6 (tokens): the smallest repayment restoring the target,
+    ``ceil(ceil(deficit * (WAD - d) / (WAD - d - w_maint)) / SCALE)``; ``None``
+    (no limit) without positions (``deficit is None``) or when ``w_maint + d == WAD``.
+    A deficit below zero counts as zero."""
+    if deficit is None or w_maint + discount == WAD:
+        return None
+    return ceil_div(ceil_div(max(deficit, 0) * (WAD - discount), WAD - discount - w_maint), scale)
+
+
+def seize_amounts(
+    max_repay: int,
+    debt: int,
+    deficit: int | None,
+    balance: int,
+    price: int,
+    asset_scale: int,
+    discount: int,
+    w_maint: int,
+    scale: int,
+) -> tuple[int, int]:
+    """``(seized, repaid)`` of a collateral liquidation (section 6).
+
+    ``max_repay`` and ``debt`` are settlement tokens, ``deficit`` WAD USD
+    (``None``: the account has no positions, no limit), ``balance`` the
+    account's token units of the asset at ``price`` (WAD, the stored rate for
+    a vault), ``asset_scale`` its ``10**(18 - decimals)``, ``scale`` the
+    settlement's::
+
+        R_max  = min(max_repay, debt)
+        R      = min(R_max, need)                                   (seize_need)
+        seized = R * SCALE * WAD // (WAD - d) * WAD // (price * scale)   (down)
+        if seized > balance:
+            seized = balance
+            R      = min(ceil(ceil(balance * scale * price // WAD * (WAD - d) / WAD) / SCALE), R)
+    """
+    repay = min(max_repay, debt)
+    need = seize_need(deficit, discount, w_maint, scale)
+    if need is not None:
+        repay = min(repay, need)
+    seized = repay * scale * WAD // (WAD - discount) * WAD // (price * asset_scale)
+    if seized > balance:
+        seized = balance
+        usd = collateral_usd(balance, asset_scale, price)
+        repay = min(ceil_div(ceil_div(usd * (WAD - discount), WAD), scale), repay)
+    return seized, repay
+
+
+# --------------------------------------------------------------------------
 #                                  Simulator
 # --------------------------------------------------------------------------
 
@@ -833,6 +1020,8 @@ class Account:
     balance: int = 0  # settlement tokens, may be negative (a debt)
     positions: dict[int, Position] = field(default_factory=dict)
     isolated: bool = False  # isolated margin: at most one market
+    collateral: dict[Any, int] = field(default_factory=dict)
+    """Collateral balances by asset (token units, > 0; an emptied entry is removed)."""
 
 
 Event = tuple[str, dict[str, Any]]
@@ -842,7 +1031,10 @@ class Engine:
     """Stateful simulator of the engine's ledger (tokens are plain integers).
 
     ``custody`` is what the contract would hold in tokens; at all times
-    ``sum(balances) + insurance + vault_assets == custody``.
+    ``sum(balances) + insurance + vault_assets == custody``. Collateral
+    assets (docs/collateral.md) are listed in ``collaterals`` (by key, in
+    listing order; the id is the position); per asset, ``total`` is the sum
+    of the accounts' balances and what the engine holds of that token.
     A call that raises ``ModelRevert`` leaves the simulator as it was.
     """
 
@@ -876,6 +1068,7 @@ class Engine:
         self.insurance: int = 0  # tokens, >= 0
         self.vault_assets: int = 0  # tokens, signed
         self.custody: int = 0  # tokens held by the engine
+        self.collaterals: dict[Any, CollateralAsset] = {}  # listed collateral assets, in listing order
         self.events: list[Event] = []
 
     @property
@@ -1056,31 +1249,200 @@ class Engine:
 
     # ------------------------------------------------------------ collateral
 
-    def deposit(self, owner: Any, sub: int, amount: int) -> None:
-        """Credit ``amount`` tokens (allowed while paused)."""
-        _require(amount > 0, "engine: zero amount")
-        self._account(owner, sub).balance += amount
-        self.custody += amount
+    def list_collateral(
+        self,
+        decimals: int,
+        price: int,
+        w_init: int,
+        w_maint: int,
+        discount: int,
+        cap: int,
+        enabled: bool = True,
+        vault: bool = False,
+        max_rate_growth: int = 0,
+        live_rate: int = WAD,
+        asset: Any = None,
+    ) -> Any:
+        """``configurator.list_collateral`` (docs/collateral.md section 2); return the asset's key.
 
-    def withdraw(self, owner: Any, sub: int, amount: int) -> None:
-        """Pay out ``amount <= balance`` tokens; an account with positions must stay HEALTHY."""
+        ``asset`` is the key every other call uses (an address in a
+        differential test); ``None`` keys it by its id (the listing order,
+        :meth:`asset_id`). ``price`` is the feed's (WAD USD per whole token, of
+        the underlying for a vault share); a vault starts at ``live_rate``
+        (stored as ``last_rate`` now). Reverts ``"configurator: listed"`` for an
+        asset listed already, ``"configurator: too many assets"`` beyond
+        ``MAX_ASSETS`` (the manager's ``"collateral: too many assets"``, last),
+        and the bounds of :func:`check_collateral_params`.
+        """
+        if price <= 0 or live_rate <= 0:
+            raise ValueError("a price and a rate must be positive")
+        key = len(self.collaterals) if asset is None else asset
+        _require(key not in self.collaterals, "configurator: listed")
+        check_collateral_params(decimals, w_init, w_maint, discount, cap, vault, max_rate_growth)
+        _require(len(self.collaterals) < MAX_ASSETS, "collateral: too many assets")
+        self.collaterals[key] = CollateralAsset(
+            decimals=decimals, price=price, w_init=w_init, w_maint=w_maint, discount=discount, cap=cap,
+            enabled=enabled, vault=vault, max_rate_growth=max_rate_growth,
+            live_rate=live_rate if vault else WAD, last_rate=live_rate if vault else WAD, last_time=self.now,
+        )  # fmt: skip
+        self._log("CollateralListed", asset=key, id=len(self.collaterals) - 1, vault=vault)
+        return key
+
+    def set_collateral_params(
+        self, asset: Any, w_init: int, w_maint: int, discount: int, cap: int, enabled: bool = True
+    ) -> None:
+        """``configurator.set_collateral_params`` (RISK_MANAGER): weights,
+        discount, cap and the enable flag, in the configurator's order:
+        ``"collateral: unknown asset"``; every fall of ``w_maint`` is timed,
+        and while anyone holds the asset (``total > 0``) it comes at least
+        ``MIN_RATE_CHANGE_DELAY`` after the previous fall (``"configurator:
+        too soon"``; the first one any time) and is at most
+        ``MAX_WEIGHT_STEP`` (``"configurator: weight step"``); then the bounds
+        of section 2 (``"configurator: bad collateral"``). ``w_init`` and
+        rises apply at once. A cap below the total only stops deposits."""
+        a = self._collateral(asset)
+        if w_maint < a.w_maint:
+            if a.total > 0:
+                _require(
+                    a.w_maint_changed_at == 0 or self.now >= a.w_maint_changed_at + MIN_RATE_CHANGE_DELAY,
+                    "configurator: too soon",
+                )
+                _require(a.w_maint - w_maint <= MAX_WEIGHT_STEP, "configurator: weight step")
+        check_collateral_weights(w_init, w_maint, discount, cap)
+        if w_maint < a.w_maint:
+            a.w_maint_changed_at = self.now
+        a.w_init, a.w_maint, a.discount, a.cap, a.enabled = w_init, w_maint, discount, cap, enabled
+        self._log(
+            "CollateralParamsSet", asset=asset, w_init=w_init, w_maint=w_maint, discount=discount, cap=cap,
+            enabled=enabled,
+        )  # fmt: skip
+
+    def set_collateral_price(self, asset: Any, price: int) -> None:
+        """Move an asset's feed price (of the underlying for a vault share)."""
+        if price <= 0:
+            raise ValueError("a price must be positive (the oracle rejects it)")
+        self._collateral(asset).price = price
+
+    def set_vault_rate(self, asset: Any, live_rate: int) -> None:
+        """Move a vault share's live rate (``convertToAssets`` scaled to WAD): a
+        donation or a loss of the underlying vault. Nothing is stored."""
+        a = self._collateral(asset)
+        if not a.vault or live_rate <= 0:
+            raise ValueError("set_vault_rate: a vault share and a positive rate")
+        a.live_rate = live_rate
+
+    def update_rate(self, asset: Any) -> int:
+        """``manager.update_rate(asset)`` (anyone): store the bounded rate of a
+        vault share (:func:`bounded_rate`) and return it; logs ``RateUpdated``.
+        ``"collateral: not a vault"`` for a plain token."""
+        _require(self._collateral(asset).vault, "collateral: not a vault")
+        return self._store_rate(asset)
+
+    def deposit(self, owner: Any, sub: int, amount: int, asset: Any = None) -> None:
+        """Credit ``amount`` tokens (allowed while paused); ``asset`` None is the settlement token.
+
+        A collateral asset must be listed (``"collateral: unknown asset"``),
+        enabled (``"collateral: disabled"``) and stay within its cap
+        (``"collateral: cap"``); a vault share's rate is stored.
+        """
+        _require(amount > 0, "engine: zero amount")
+        if asset is None:
+            self._account(owner, sub).balance += amount
+            self.custody += amount
+            return
+        with self._atomic():
+            a = self._collateral(asset)
+            _require(a.enabled, "collateral: disabled")
+            _require(a.total + amount <= a.cap, "collateral: cap")
+            self._store_rate(asset)
+            acct = self._account(owner, sub)
+            acct.collateral[asset] = acct.collateral.get(asset, 0) + amount
+            a.total += amount
+
+    def withdraw(self, owner: Any, sub: int, amount: int, asset: Any = None) -> None:
+        """Pay out ``amount`` tokens of the settlement token (``asset`` None:
+        never below zero, ``"engine: insufficient balance"``) or of a collateral
+        asset (``"collateral: insufficient balance"``; a vault share's rate is
+        stored); an account with positions or a debt must then stay HEALTHY
+        with the transfer margin (``"engine: unhealthy"``)."""
         _require(amount > 0, "engine: zero amount")
         with self._atomic():
             acct = self._account(owner, sub)
-            _require(amount <= acct.balance, "engine: insufficient balance")
-            acct.balance -= amount
-            self.custody -= amount
+            if asset is None:
+                _require(amount <= acct.balance, "engine: insufficient balance")
+                acct.balance -= amount
+                self.custody -= amount
+            else:
+                a = self._collateral(asset)
+                self._store_rate(asset)
+                self._debit_collateral(acct, asset, amount)
+                a.total -= amount
             self._require_transfer_margin(owner, sub)
 
-    def transfer_collateral(self, owner: Any, from_sub: int, to_sub: int, amount: int) -> None:
-        """Move tokens between an owner's sub-accounts, with the withdrawal checks on ``from_sub``."""
+    def transfer_collateral(self, owner: Any, from_sub: int, to_sub: int, amount: int, asset: Any = None) -> None:
+        """Move tokens between an owner's sub-accounts, with the withdrawal checks on ``from_sub``
+        (the settlement token for ``asset`` None; a collateral asset's total and rate are untouched)."""
         _require(amount > 0, "engine: zero amount")
         with self._atomic():
             src = self._account(owner, from_sub)
-            _require(amount <= src.balance, "engine: insufficient balance")
-            src.balance -= amount
-            self._account(owner, to_sub).balance += amount
+            if asset is None:
+                _require(amount <= src.balance, "engine: insufficient balance")
+                src.balance -= amount
+                self._account(owner, to_sub).balance += amount
+            else:
+                self._collateral(asset)
+                self._debit_collateral(src, asset, amount)
+                dst = self._account(owner, to_sub)
+                dst.collateral[asset] = dst.collateral.get(asset, 0) + amount
             self._require_transfer_margin(owner, from_sub)
+
+    def liquidate_collateral(self, liquidator: Any, owner: Any, sub: int, asset: Any, max_repay: int) -> int:
+        """Repay part of ``(owner, sub)``'s settlement debt and seize ``asset``
+        at the oracle price less the discount (docs/collateral.md section 6);
+        return the seized token units.
+
+        ``"collateral: zero amount"`` for ``max_repay == 0``; the account needs a
+        debt (``"collateral: no debt"``) and, with positions, status LIQUIDATABLE
+        or BANKRUPT (``"collateral: not liquidatable"``); then ``"collateral:
+        unknown asset"``. The vault rate is stored; :func:`seize_amounts` with
+        ``deficit = mul_div_up(mm_required, WAD + buffer, WAD) - equity_maint``
+        (no limit without positions); ``"collateral: nothing to seize"`` when
+        ``seized == 0`` or ``repaid == 0`` (as the manager: nothing is seized
+        for free). The seized units move to ``liquidator``'s sub-account 0
+        (logged ``CollateralLiquidated``, after a vault's ``RateUpdated``);
+        the repayment is credited to the account, which then follows the
+        bad-debt rule, and debited from the liquidator's sub-account 0, which
+        must hold no positions and stay non-negative (``"engine: liquidator
+        balance"``), in the contract's order.
+        """
+        _require(max_repay > 0, "collateral: zero amount")
+        with self._atomic():
+            acct = self._account(owner, sub)
+            _require(acct.balance < 0, "collateral: no debt")
+            deficit = None
+            if acct.positions:
+                state = self.account(owner, sub)
+                _require(state.status in (LIQUIDATABLE, BANKRUPT), "collateral: not liquidatable")
+                deficit = mul_div_up(state.mm_required, WAD + self.liq_params.buffer, WAD) - state.equity_maint
+            a = self._collateral(asset)
+            price = a.price * self._store_rate(asset) // WAD
+            seized, repaid = seize_amounts(
+                max_repay, -acct.balance, deficit, acct.collateral.get(asset, 0), price, a.scale,
+                a.discount, a.w_maint, self.scale,
+            )  # fmt: skip
+            _require(seized > 0 and repaid > 0, "collateral: nothing to seize")
+            self._debit_collateral(acct, asset, seized)
+            keeper = self._account(liquidator, 0)
+            keeper.collateral[asset] = keeper.collateral.get(asset, 0) + seized
+            self._log(
+                "CollateralLiquidated",
+                owner=owner, sub=sub, asset=asset, liquidator=liquidator, seized=seized, repaid=repaid,
+            )  # fmt: skip
+            acct.balance += repaid
+            self._settle_bad_debt(owner, sub, acct)
+            keeper.balance -= repaid
+            _require(not keeper.positions and keeper.balance >= 0, "engine: liquidator balance")
+        return seized
 
     def fund_insurance(self, amount: int) -> None:
         """Add tokens to the insurance fund."""
@@ -1249,7 +1611,29 @@ class Engine:
     def account(self, owner: Any, sub: int) -> AccountState:
         """Margin state of ``(owner, sub)`` now (the ``account`` view)."""
         acct = self.accounts.get((owner, sub), Account())
-        return account_state(acct.balance, acct.positions, self.markets, self.scale, self.now, self.upnl_haircut)
+        return account_state(
+            acct.balance, acct.positions, self.markets, self.scale, self.now, self.upnl_haircut,
+            collateral_values(acct.collateral, self.collaterals, self.now),
+        )  # fmt: skip
+
+    def collateral_value(self, owner: Any, sub: int) -> tuple[int, int]:
+        """``(value_init, value_maint)`` of the account's collateral now (WAD USD)."""
+        acct = self.accounts.get((owner, sub), Account())
+        return collateral_values(acct.collateral, self.collaterals, self.now)
+
+    def collateral_balance(self, owner: Any, sub: int, asset: Any) -> int:
+        """Token units of ``asset`` held by ``(owner, sub)``."""
+        acct = self.accounts.get((owner, sub))
+        return 0 if acct is None else acct.collateral.get(asset, 0)
+
+    def asset_price(self, asset: Any) -> int:
+        """The views' price of one whole token (:func:`collateral_price`, not stored)."""
+        return collateral_price(self._collateral(asset), self.now)
+
+    def asset_id(self, asset: Any) -> int:
+        """The listing order of ``asset``."""
+        self._collateral(asset)
+        return list(self.collaterals).index(asset)
 
     def status(self, owner: Any, sub: int) -> int:
         """The ``status`` view."""
@@ -1261,10 +1645,13 @@ class Engine:
         pos = None if acct is None else acct.positions.get(market_id)
         return None if pos is None else copy.copy(pos)
 
-    def balance_of(self, owner: Any, sub: int) -> int:
-        """Settlement balance in tokens (signed)."""
+    def balance_of(self, owner: Any, sub: int, asset: Any = None) -> int:
+        """Settlement balance in tokens (signed), or with ``asset`` the units of
+        that collateral asset held (the engine's ``balance_of(owner, sub, asset)``)."""
         acct = self.accounts.get((owner, sub))
-        return 0 if acct is None else acct.balance
+        if acct is None:
+            return 0
+        return acct.balance if asset is None else acct.collateral.get(asset, 0)
 
     def liquidation_price(self, owner: Any, sub: int, market_id: int) -> int:
         """The ``liquidation_price`` view (0 when none)."""
@@ -1291,6 +1678,31 @@ class Engine:
 
     def _account(self, owner: Any, sub: int) -> Account:
         return self.accounts.setdefault((owner, sub), Account())
+
+    def _collateral(self, asset: Any) -> CollateralAsset:
+        _require(asset in self.collaterals, "collateral: unknown asset")
+        return self.collaterals[asset]
+
+    def _store_rate(self, asset: Any) -> int:
+        """The manager's ``_store_rate``: a vault share's bounded rate is
+        stored now and logged (``RateUpdated``); returns the rate (``WAD`` for
+        a plain token, nothing stored or logged)."""
+        a = self.collaterals[asset]
+        if not a.vault:
+            return WAD
+        collateral_price(a, self.now, store=True)
+        self._log("RateUpdated", asset=asset, live_rate=a.live_rate, rate=a.last_rate)
+        return a.last_rate
+
+    @staticmethod
+    def _debit_collateral(acct: Account, asset: Any, amount: int) -> None:
+        """Take ``amount`` units of ``asset`` (``"collateral: insufficient balance"``)."""
+        held = acct.collateral.get(asset, 0)
+        _require(amount <= held, "collateral: insufficient balance")
+        if held == amount:
+            del acct.collateral[asset]
+        else:
+            acct.collateral[asset] = held - amount
 
     def _settle_funding(self, acct: Account, pos: Position, index: int) -> int:
         """Step 2: move the position's funding (tokens, rounded up) from the balance to the vault."""
@@ -1357,8 +1769,10 @@ class Engine:
         _require(ok, "engine: unhealthy")
 
     def _settle_bad_debt(self, owner: Any, sub: int, acct: Account) -> None:
-        """A flat account with a negative balance: insurance pays first, then the vault."""
-        if acct.positions or acct.balance >= 0:
+        """An account without positions and without collateral, with a negative
+        balance: insurance pays first, then the vault. An account that still
+        holds collateral keeps its debt (docs/collateral.md section 5)."""
+        if acct.positions or acct.collateral or acct.balance >= 0:
             return
         debt = -acct.balance
         from_insurance = min(self.insurance, debt)
@@ -1371,12 +1785,13 @@ class Engine:
         )  # fmt: skip
 
     def _require_transfer_margin(self, owner: Any, sub: int) -> None:
-        """A withdrawal or transfer out: with positions the account must stay
-        HEALTHY and keep ``equity_init >= mul_div_up(notional, ratio, WAD)``."""
-        state = self.account(owner, sub)
-        if state.positions == 0:
-            return
+        """A withdrawal or transfer out: with positions or a debt the account
+        must stay HEALTHY and keep ``equity_init >= mul_div_up(notional, ratio, WAD)``
+        (no positions: ``equity_init >= 0``)."""
         acct = self._account(owner, sub)
+        if not acct.positions and acct.balance >= 0:
+            return
+        state = self.account(owner, sub)
         notional = sum(
             mul_div_up(abs(pos.size), self.markets[m].price, WAD) for m, pos in acct.positions.items()
         )
@@ -1392,10 +1807,12 @@ class Engine:
     def _atomic(self) -> Iterator[None]:
         """Roll every change back when the body raises, like a reverted transaction.
 
-        Markets are restored in place (references to them stay valid); the
-        accounts mapping is restored to copies of the saved accounts.
+        Markets and collateral assets are restored in place (references to
+        them stay valid); the accounts mapping is restored to copies of the
+        saved accounts.
         """
         markets = copy.deepcopy(self.markets)
+        collaterals = copy.deepcopy(self.collaterals)
         accounts = copy.deepcopy(self.accounts)
         scalars = (self.insurance, self.vault_assets, self.custody, len(self.events))
         try:
@@ -1403,6 +1820,8 @@ class Engine:
         except BaseException:
             for market_id, saved in markets.items():
                 vars(self.markets[market_id]).update(vars(saved))
+            for key, saved_asset in collaterals.items():
+                vars(self.collaterals[key]).update(vars(saved_asset))
             self.accounts.clear()
             self.accounts.update(accounts)
             self.insurance, self.vault_assets, self.custody, n_events = scalars
