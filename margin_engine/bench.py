@@ -145,6 +145,11 @@ OPERATIONS: list[tuple[str, str, str]] = [
     ("margin_call_tiered", "margin_call", "tiered market: a quarter of an $18,600 long in the band"),
     ("update_volatility", "update_volatility", "keeper sample, the first call of a new epoch (no trade sampled it)"),
     ("update_volatility_noop", "update_volatility", "again within the same epoch: nothing changes"),
+    # Multi-collateral (docs/collateral.md): WETH listed at $3,000 (weights 0.80 / 0.85, discount 5 %).
+    ("collateral_deposit_first", "deposit", "WETH into a new sub-account (manager balance, holdings and total 0 -> x)"),
+    ("collateral_increase", "increase", "same as 'increase' in a sub-account holding WETH and a debt (one more valuation call)"),
+    ("collateral_withdraw_1pos", "withdraw", "WETH out of a sub-account with one position (health check values the WETH)"),
+    ("liquidate_collateral", "liquidate_collateral", "repay a flat account's whole debt, seize WETH into the keeper's sub-account 0"),
 ]
 
 # Differences between two rows above: (key, operation, case, minuend, subtrahend).
@@ -165,6 +170,13 @@ DERIVED: list[tuple[str, str, str, str, str]] = [
         "vol_increase_no_sample",
     ),
     ("tier_overhead", "derived", "tiered increase - static increase", "tier_increase", "risk_static_increase"),
+    (
+        "collateral_valuation_overhead",
+        "derived",
+        "an increase in a sub-account holding WETH - a plain one (CollateralManager.value: one asset, one feed)",
+        "collateral_increase",
+        "increase",
+    ),
     (
         "account_tier_extra",
         "derived",
@@ -400,6 +412,7 @@ class _System:
         self._check_liquidations(receipt)
         self._run_active_list()
         self._run_risk()
+        self._run_collateral()
         gas = {k: v for k, v in self.gas.items() if not k.startswith("health_check_")}
         return gas, health
 
@@ -479,6 +492,45 @@ class _System:
             [call] = receipt.events.filter(engine.MarginCall)
             if int(call.size_closed) != size // 4 or int(call.fee) == 0:
                 raise RuntimeError(f"bench: unexpected {key}: size {call.size_closed} of {size}, fee {call.fee}")
+
+    def _run_collateral(self) -> None:
+        """Collateral rows: WETH listed by the admin; alice's sub-account 5
+        deposits it and trades BTC on it alone (the fee becomes a debt); erin's
+        sub-account 2 ends flat with a debt that the liquidator repays."""
+        from ape import project
+
+        a, engine, cfg = self.actors, self.engine, self.d.configurator
+        measure, btc = self.measure, self.d.markets["BTC"]
+        weth = project.MockERC20.deploy("Wrapped Ether", "WETH", 18, sender=a.admin)
+        feed = project.MockAggregator.deploy(8, 3_000 * 10**8, sender=a.admin)
+        params = (80 * WAD // 100, 85 * WAD // 100, 5 * WAD // 100, 10**30, True)
+        cfg.list_collateral(weth, feed, 3_600, 30 * WAD, 300_000 * WAD, params, False, 0, sender=a.admin)
+        self.set_price(btc, 60_000)
+        for trader in (a.alice, a.erin):
+            weth.mint(trader, 100 * WAD, sender=trader)
+            weth.approve(engine, 2**256 - 1, sender=trader)
+        measure("collateral_deposit_first", lambda: engine.deposit(5, weth, 10 * WAD, sender=a.alice))
+        self.trade(a.alice, btc, WAD // 2, sub=5)
+        measure("collateral_increase", lambda: self.trade(a.alice, btc, WAD // 2, sub=5))
+        measure("collateral_withdraw_1pos", lambda: engine.withdraw(5, weth, WAD, sender=a.alice))
+
+        self.give(a.liquidator, 1_000)
+        self.deposit(a.liquidator, 1_000)  # the repayment comes from its sub-account 0
+        engine.deposit(2, weth, WAD, sender=a.erin)
+        self.trade(a.erin, btc, WAD // 10, sub=2)
+        self.set_price(btc, 57_000)
+        engine.close_position(a.erin, 2, btc, 0, sender=a.erin)  # a loss of 300: the debt
+        self.set_price(btc, 60_000)
+        if int(engine.balance_of(a.erin, 2, self.usdc)) >= 0:
+            raise RuntimeError("bench: no debt to repay")
+        receipt = measure(
+            "liquidate_collateral",
+            lambda: engine.liquidate_collateral(a.erin, 2, weth, 2**256 - 1, sender=a.liquidator),
+        )
+        if int(engine.balance_of(a.erin, 2, self.usdc)) != 0 or not receipt.events.filter(
+            self.d.collateral.CollateralLiquidated
+        ):
+            raise RuntimeError("bench: the collateral liquidation did not repay the debt")
 
     def _run_active_list(self) -> None:
         """Opens and closes around the engine's list of accounts with positions,
@@ -936,6 +988,9 @@ def run_bench(echo: Echo = print, profile: bool = True) -> BenchResult:
         " the margin-call band is 25 % above MM, a quarter of liq_fee, a quarter of a position per call. A"
         " flagged market's trade calls RiskModel.sample (one slot read unless a new epoch began) and"
         " RiskModel.requirements for its position; a static market's trade calls neither.",
+        "Collateral rows: WETH (18 decimals, $3,000, weights 0.80 / 0.85, discount 5 %) listed after the"
+        " risk-model rows; the liquidator repays from its sub-account 0, already holding the rewards of the"
+        " liquidations above.",
         "account(): the view sent as a transaction (gas_used: 21,000 and calldata included), so that it is"
         " measured like the other rows; eth_estimateGas of the call gives the same execution plus the"
         " 63/64 call-gas headroom.",
