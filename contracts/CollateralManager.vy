@@ -155,10 +155,11 @@ def debit(owner: address, sub: uint16, asset: address, amount: uint256, withdraw
     """
     self._only_engine()
     id: uint256 = self._id(asset)
+    holds: bool = self._take(owner, sub, id, amount)
     if withdrawal:
         self.total_deposits[id] -= amount
         self._store_rate(id, False)
-    return self._take(owner, sub, id, amount)
+    return holds
 
 
 @external

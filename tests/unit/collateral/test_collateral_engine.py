@@ -116,6 +116,15 @@ def test_withdraw_collateral__with_positions__must_stay_healthy(col, trader):
     assert col.engine.balance_of(trader, 0, col.weth.token) == 3 * WAD // 2
 
 
+def test_withdraw_collateral__more_than_every_account_holds__reverts_insufficient_balance(col, trader):
+    # found by the stateful fuzzer: the ledger total used to be reduced before
+    # the balance was checked, so this reverted with a bare underflow
+    col.give(trader, col.weth, WAD)
+    with ape.reverts("collateral: insufficient balance"):
+        col.engine.withdraw(0, col.weth.token, WAD + 1, sender=trader)
+    assert col.manager.total_deposits(col.manager.asset_id(col.weth.token)) == WAD
+
+
 def test_withdraw_settlement__never_creates_debt(col, trader):
     col.give(trader, col.weth, WAD)
     col.give_usdc(trader, 10 * USDC)
