@@ -28,7 +28,7 @@ import boa
 from eth_utils import keccak, to_checksum_address
 from hypothesis import settings
 
-from margin_engine.config import DeployConfig, RolesConfig, default_config
+from margin_engine.config import CollateralAssetConfig, DeployConfig, RolesConfig, default_config
 from margin_engine.deploy import deploy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,8 +48,37 @@ def deployer(name: str) -> Any:
     return boa.load_partial(str(path))
 
 
-def system_config(decimals: int) -> DeployConfig:
-    """``default_config()`` with the settlement decimals and token-unit reward bounds scaled."""
+COLLATERAL_GROWTH = 3_170_979_198  # 10 % a year, WAD per second
+
+
+def collateral_assets() -> list[CollateralAssetConfig]:
+    """The collateral assets of :func:`deploy_system` with ``collateral=True``
+    (docs/collateral.md): an 18-decimal WETH at $3,000 and an 8-decimal WBTC
+    at $60,000 on their own 8-decimal feeds, and an ERC-4626 share ``yUSD``
+    (6 decimals) over a 6-decimal dollar ``USDX`` at $1 (rate bounded at
+    10 %/year)."""
+    common = {"heartbeat": 3600, "feed_decimals": 8}
+    return [
+        CollateralAssetConfig(
+            name="WETH", decimals=18, mock_price=3000, min_price=30 * WAD, max_price=300_000 * WAD,
+            w_init=8 * WAD // 10, w_maint=85 * WAD // 100, discount=5 * WAD // 100, cap=10_000 * WAD, **common,
+        ),
+        CollateralAssetConfig(
+            name="WBTC", decimals=8, mock_price=60_000, min_price=600 * WAD, max_price=6_000_000 * WAD,
+            w_init=7 * WAD // 10, w_maint=75 * WAD // 100, discount=10 * WAD // 100, cap=500 * 10**8, **common,
+        ),
+        CollateralAssetConfig(
+            name="yUSD", decimals=6, mock_price=1, min_price=WAD // 100, max_price=100 * WAD,
+            w_init=9 * WAD // 10, w_maint=95 * WAD // 100, discount=5 * WAD // 100, cap=10**16,
+            vault=True, underlying_name="USDX", underlying_decimals=6, max_rate_growth=COLLATERAL_GROWTH,
+            **common,
+        ),
+    ]  # fmt: skip
+
+
+def system_config(decimals: int, collateral: bool = False) -> DeployConfig:
+    """``default_config()`` with the settlement decimals and token-unit reward
+    bounds scaled; with ``collateral`` the assets of :func:`collateral_assets`."""
     config = default_config()
     return config.model_copy(
         update={
@@ -57,6 +86,7 @@ def system_config(decimals: int) -> DeployConfig:
             "liquidation": config.liquidation.model_copy(
                 update={"reward_floor": 10**decimals, "reward_cap": 10_000 * 10**decimals}
             ),
+            "collateral": collateral_assets() if collateral else [],
         }
     )
 
@@ -112,6 +142,14 @@ class System:
     lens: Any
     feeds: list[Any]
     deployed_at: int
+    manager: Any = None
+    """The ``CollateralManager``."""
+    assets: dict[str, Any] = field(default_factory=dict)
+    """Collateral asset name -> token (``MockERC4626`` for a vault share)."""
+    asset_feeds: dict[str, Any] = field(default_factory=dict)
+    """Collateral asset name -> its feed (of the underlying for a vault share)."""
+    underlyings: dict[str, Any] = field(default_factory=dict)
+    """Vault share name -> its ``MockERC20`` underlying."""
 
     @property
     def unit(self) -> int:
@@ -130,12 +168,13 @@ class System:
         self.engine.deposit(sub, self.usdc.address, amount, sender=account)
 
 
-def deploy_system(decimals: int = 6, vault_funding: int = 1_000_000) -> System:
+def deploy_system(decimals: int = 6, vault_funding: int = 1_000_000, collateral: bool = False) -> System:
     """Deploy and configure the system (see the module docstring).
 
-    ``vault_funding`` is in whole tokens; 0 leaves the vault empty.
+    ``vault_funding`` is in whole tokens; 0 leaves the vault empty. With
+    ``collateral`` the assets of :func:`collateral_assets` are listed.
     """
-    config = system_config(decimals)
+    config = system_config(decimals, collateral)
     who = actors()
     admin = who.admin
 
@@ -163,11 +202,15 @@ def deploy_system(decimals: int = 6, vault_funding: int = 1_000_000) -> System:
         lens=deployment.lens,
         feeds=list(deployment.feeds.values()),
         deployed_at=boa.env.timestamp,
+        manager=deployment.collateral,
+        assets=dict(deployment.collaterals),
+        asset_feeds=dict(deployment.collateral_feeds),
+        underlyings=dict(deployment.collateral_underlyings),
     )
 
 
 @functools.cache
-def deployed_system(decimals: int = 6, vault_funding: int = 1_000_000) -> tuple[Any, System]:
+def deployed_system(decimals: int = 6, vault_funding: int = 1_000_000, collateral: bool = False) -> tuple[Any, System]:
     """``deploy_system`` run once per arguments in its own titanoboa
     environment, returned with it: a stateful example enters the environment
     (``boa.swap_env``) and an anchor, and leaves both at its teardown, so
@@ -175,7 +218,7 @@ def deployed_system(decimals: int = 6, vault_funding: int = 1_000_000) -> tuple[
     for the deployment (the global environment is left alone)."""
     env = boa.Env()
     with boa.swap_env(env):
-        system = deploy_system(decimals, vault_funding)
+        system = deploy_system(decimals, vault_funding, collateral)
     return env, system
 
 

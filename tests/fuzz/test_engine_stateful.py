@@ -71,6 +71,7 @@ outcome (liquidations, bad debt, reverts by reason) occurred.
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any, Callable
 
 import boa
@@ -84,7 +85,7 @@ from boa_system import (
     machine_settings,
     revert_reason,
 )
-from hypothesis import event, note
+from hypothesis import Phase, event, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -198,12 +199,13 @@ class EngineMachine(RuleBasedStateMachine):
     """The system against the reference model (see the module docstring)."""
 
     DECIMALS = 6
+    COLLATERAL = False  # list the collateral assets of boa_system.collateral_assets (CollateralMachine)
 
     def __init__(self) -> None:
         super().__init__()
         # Every example starts from the same freshly deployed state (deployed
         # once per decimals, in its own environment) and leaves none behind.
-        env, system = deployed_system(self.DECIMALS, vault_funding=VAULT_FUNDING)
+        env, system = deployed_system(self.DECIMALS, vault_funding=VAULT_FUNDING, collateral=self.COLLATERAL)
         self.system = system
         self._env = boa.swap_env(env)
         self._env.__enter__()
@@ -242,6 +244,8 @@ class EngineMachine(RuleBasedStateMachine):
         self.model.vault_deposit(funding)
         self.total_in = funding  # tokens into the engine (deposits, LP, insurance)
         self.total_out = 0  # tokens out of the engine (withdrawals, redeems)
+        # settlement tokens donated (plain transfers) to the engine and the vault: nobody's
+        self.donated = {self.engine.address: 0, self.vault.address: 0}
         self.shares = {who.lp: funding * 10**6, who.other_lp: 0}  # expected share balances
         self.keep = {who.lp: funding * 10**6 // 2, who.other_lp: 0}  # shares an LP never redeems
 
@@ -254,6 +258,21 @@ class EngineMachine(RuleBasedStateMachine):
         self._env.__exit__(None, None, None)
 
     # ------------------------------------------------------------ helpers
+
+    def _no_position_reason(self, market: int, max_size: int) -> str:
+        """The revert of a liquidation or margin call with a zero `max_size` or
+        on no position: the size argument, then the price, then the position."""
+        if max_size == 0:
+            return "engine: zero size"
+        now = boa.env.timestamp
+        low, high = self.bounds[market]
+        if self.answers[market] <= 0:
+            return "oracle: price"
+        if not 0 < self.updated_at[market] <= now or now - self.updated_at[market] > HEARTBEAT:
+            return "oracle: stale"
+        if not low <= self.answers[market] * PRICE_TO_ANSWER <= high:
+            return "oracle: bounds"
+        return "engine: no position"
 
     def _price_ok(self, market: int) -> bool:
         now = boa.env.timestamp
@@ -320,6 +339,14 @@ class EngineMachine(RuleBasedStateMachine):
                 self._check_events(label, trial.events)
         return reason, result
 
+    def _after_time(self) -> None:
+        """Called after time passed (``CollateralMachine`` refreshes the collateral feeds)."""
+
+    def _holds_collateral(self, key: tuple[str, int]) -> bool:
+        """Whether the model's account ``key`` holds a collateral asset."""
+        acct = self.model.accounts.get(key)
+        return acct is not None and bool(acct.collateral)
+
     def _check_events(self, label: str, model_events: list) -> None:
         names = {"PositionModified", "Liquidation", "BadDebt", "VaultShortfall", "FundingAccrued", "MarginCall"}
         got = sorted(
@@ -327,7 +354,7 @@ class EngineMachine(RuleBasedStateMachine):
             for log in self.last_logs
             if type(log).__name__ in names
         )
-        want = sorted(_event_key(name, fields) for name, fields in model_events)
+        want = sorted(_event_key(name, fields) for name, fields in model_events if name in names)
         assert got == want, f"{label}: events {got} != model {want}"
 
     def _bad_debt_events(self, insurance_before: int) -> None:
@@ -712,8 +739,8 @@ class EngineMachine(RuleBasedStateMachine):
             "zero": 0,
         }[mode]
         if max_size == 0 or size == 0:
-            # The contract checks the size argument, then the position, before any price.
-            with boa.reverts("engine: zero size" if max_size == 0 else "engine: no position"):
+            # The contract checks the size argument, then the price, then the position.
+            with boa.reverts(self._no_position_reason(market, max_size)):
                 self.engine.liquidate(owner, sub, market, max_size, sender=self.liquidator)
             return
 
@@ -837,6 +864,7 @@ class EngineMachine(RuleBasedStateMachine):
             self._post_price(market, self.answers[market])
         else:
             boa.env.time_travel(seconds=seconds)
+            self._after_time()
             if kind == "advance":
                 for m in MARKETS:
                     self._post_price(m, self.answers[m])
@@ -1231,8 +1259,8 @@ class EngineMachine(RuleBasedStateMachine):
             "zero": 0,
         }[mode]
         if max_size == 0 or size == 0:
-            # The size argument, then the position, are checked before any price.
-            with boa.reverts("engine: zero size" if max_size == 0 else "engine: no position"):
+            # The size argument, then the price, then the position.
+            with boa.reverts(self._no_position_reason(market, max_size)):
                 self.engine.margin_call(owner, sub, market, max_size, sender=self.liquidator)
             return
         before = self.engine.account(owner, sub)
@@ -1414,8 +1442,8 @@ class EngineMachine(RuleBasedStateMachine):
         if debts:
             event("solvency: an account with open positions owes a debt")
         assert held >= sum(b for b in balances.values() if b > 0) + insurance + vault_assets - debts
-        assert held == ledger
-        assert usdc.balanceOf(self.vault.address) == 0
+        assert held == ledger + self.donated[self.engine.address]
+        assert usdc.balanceOf(self.vault.address) == self.donated[self.vault.address]
         # 2. Ledger conservation, against the machine's own count of flows.
         assert ledger == self.total_in - self.total_out == model.custody
         # 3. Open interest = sum of the positions of every account, long and short.
@@ -1432,9 +1460,9 @@ class EngineMachine(RuleBasedStateMachine):
         assert set(keys) == {key for key, markets in open_markets.items() if markets}
         for index, (owner, sub) in enumerate(keys):
             assert (engine.account_meta(owner, sub) >> 80) & (2**32 - 1) == index
-        # 12. No flat account carries a debt.
+        # 12. No flat account without collateral carries a debt (docs/collateral.md 5).
         for key, balance in balances.items():
-            if not open_markets[key]:
+            if not open_markets[key] and not self._holds_collateral(key):
                 assert balance >= 0, f"flat account {key} has a negative balance {balance}"
         # 17. Share supply = sum of LP balances; totalAssets is the engine's ledger.
         shares = [self.vault.balanceOf(lp) for lp in self.lps]
@@ -1498,6 +1526,462 @@ class EngineMachine18(EngineMachine):
     DECIMALS = 18
 
 
+# ----------------------------------------------------------- collateral
+
+ASSETS = ("WETH", "WBTC", "yUSD")
+SHARE = "yUSD"
+MASK128 = 2**128 - 1
+asset_name = st.sampled_from(ASSETS)
+asset_usd = st.one_of(st.integers(1, 50_000), st.sampled_from([1, 100, 5_000, 50_000]))
+# Collateral price moves in basis points: small, large, crashes.
+asset_move_bps = st.one_of(
+    st.integers(-6_000, 3_000), st.sampled_from([-9_000, -5_000, -2_000, -500, -1, 1, 500, 2_000, 3_000])
+)
+repay_mode = st.sampled_from(["max", "max", "debt", "part", "part", "one", "zero"])
+COLLATERAL_DEFAULT_EXAMPLES = 5  # default profile (about 25 s per machine); other profiles keep their count
+
+
+class CollateralMachine(EngineMachine):
+    """``EngineMachine`` with the collateral assets of ``boa_system.collateral_assets``
+    listed (docs/collateral.md): WETH (18 decimals), WBTC (8) and the ERC-4626
+    share yUSD (6) over the 6-decimal dollar USDX. Every rule of the base
+    machine runs, plus deposits, withdrawals and moves of the assets, their
+    price moves (to an account's liquidation boundary too), share-rate moves
+    and donations, ``update_rate`` and ``liquidate_collateral`` by the keeper
+    (``liquidator``, settlement funds in its sub-account 0), all against the
+    model to the wei; see the README of this folder for the invariants."""
+
+    COLLATERAL = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        system = self.system
+        self.manager = system.manager
+        self.tokens = system.assets
+        self.asset_feeds = system.asset_feeds
+        self.underlying = system.underlyings[SHARE]
+        self.akey = {name: str(token.address) for name, token in self.tokens.items()}
+        self.acfg = {c.name: c for c in system.config.collateral}
+        self.asset_answers = {name: c.mock_answer() for name, c in self.acfg.items()}
+        for c in system.config.collateral:
+            self.model.list_collateral(
+                c.decimals, c.mock_price_wad(), c.w_init, c.w_maint, c.discount, c.cap, c.enabled, c.vault,
+                c.max_rate_growth, live_rate=WAD, asset=self.akey[c.name],
+            )  # fmt: skip
+        self.asset_in = {name: 0 for name in ASSETS}
+        self.asset_out = {name: 0 for name in ASSETS}
+        holders = [self.engine.address, self.manager.address, self.vault.address, self.tokens[SHARE].address]
+        self.asset_donated = {name: {h: 0 for h in holders} for name in ASSETS}
+        self.donor = self.system.actors.traders["alice"]
+
+    # ------------------------------------------------------------ helpers
+
+    def _after_time(self) -> None:
+        for name in ASSETS:  # collateral feeds stay fresh (stale ones: test_findings / unit tests)
+            self._post_asset(name, self.asset_answers[name])
+
+    def _post_asset(self, name: str, answer: int) -> None:
+        c = self.acfg[name]
+        step = 10 ** (18 - c.feed_decimals)
+        answer = min(max(answer, -(-c.min_price // step)), c.max_price // step)
+        self.asset_feeds[name].set_answer(answer, sender=self.admin)
+        self.asset_answers[name] = answer
+        self.model.set_collateral_price(self.akey[name], answer * step)
+
+    def _live_rate(self) -> int:
+        share = self.tokens[SHARE]
+        return share.convertToAssets(10 ** share.decimals()) * 10 ** (18 - self.underlying.decimals())
+
+    def _sync_rate(self) -> None:
+        self.model.set_vault_rate(self.akey[SHARE], self._live_rate())
+
+    def _mint_asset(self, name: str, owner: Any, amount: int) -> int:
+        """Give ``owner`` about ``amount`` units of ``name`` (shares through a
+        deposit of the underlying) approved to the engine; return the units."""
+        token = self.tokens[name]
+        if name == SHARE:
+            underlying = token.convertToAssets(amount) if amount else 0
+            underlying = max(underlying, 1)
+            self.underlying.mint(owner, underlying, sender=owner)
+            self.underlying.approve(token.address, underlying, sender=owner)
+            before = token.balanceOf(owner)
+            token.deposit(underlying, owner, sender=owner)
+            amount = min(amount, token.balanceOf(owner) - before)
+            self._sync_rate()
+        else:
+            token.mint(owner, amount, sender=owner)
+        token.approve(self.engine.address, amount, sender=owner)
+        return amount
+
+    def _units(self, name: str, usd: int) -> int:
+        price = self.model.asset_price(self.akey[name])
+        return usd * WAD * 10 ** self.acfg[name].decimals // price
+
+    def _check_manager_events(self, label: str, direct: bool = False) -> None:
+        names = {"CollateralLiquidated", "RateUpdated"}
+        got = sorted(
+            _event_key(type(log).__name__, {k: v for k, v in log._asdict().items() if k != "address"})
+            for log in (self.manager if direct else self.engine).get_logs()  # the last transaction's, decoded
+            if type(log).__name__ in names
+        )
+        want = sorted(_event_key(n, f) for n, f in self.model.events if n in names)
+        assert got == want, f"{label}: manager events {got} != model {want}"
+
+    def _views(self) -> dict[tuple[Any, int], Any]:
+        return {(o, s): tuple(self.engine.account(o, s)) for o, s in self.all_accounts}
+
+    # -------------------------------------------------------------- setup
+
+    @initialize(
+        picks=st.lists(st.tuples(st.booleans(), asset_name, asset_usd), min_size=4, max_size=4),
+        keeper=st.integers(1_000, 200_000),
+    )
+    def fund_collateral(self, picks: list, keeper: int) -> None:
+        """The keeper's settlement funds (sub-account 0), and collateral for most traders."""
+        amount = keeper * self.unit
+        self.usdc.mint(self.liquidator, amount, sender=self.liquidator)
+        self.usdc.approve(self.engine.address, amount, sender=self.liquidator)
+        reason, _ = self._act(
+            "keeper deposit",
+            lambda: self.engine.deposit(0, self.usdc.address, amount, sender=self.liquidator),
+            lambda m: m.deposit(str(self.liquidator), 0, amount),
+        )
+        assert reason is None
+        self.total_in += amount
+        for idx, (take, name, usd) in enumerate(picks):
+            if take:
+                self.deposit_asset(idx, name, "usd", usd, 0)
+
+    # -------------------------------------------------------------- rules
+
+    @rule(
+        idx=account_index,
+        name=asset_name,
+        mode=st.sampled_from(["usd", "usd", "usd", "dust", "zero", "cap"]),
+        usd=asset_usd,
+        fraction=token_fraction,
+    )
+    def deposit_asset(self, idx: int, name: str, mode: str, usd: int, fraction: int) -> None:
+        owner, sub = self.accounts[idx]
+        key, token = self.akey[name], self.tokens[name]
+        one = 10 ** self.acfg[name].decimals
+        amount = {
+            "usd": self._units(name, usd) + fraction % one // 1_000,
+            "dust": 1 + fraction % 1_000,
+            "zero": 0,
+            "cap": self.model.collaterals[key].cap - self.model.collaterals[key].total + 1,
+        }[mode]
+        if mode == "cap" and name == SHARE:
+            amount = self._units(name, usd)
+        amount = self._mint_asset(name, owner, amount) if amount else 0
+        wallet = token.balanceOf(owner)
+        reason, _ = self._act(
+            f"deposit {name}",
+            lambda: self.engine.deposit(sub, token.address, amount, sender=owner),
+            lambda m: m.deposit(str(owner), sub, amount, asset=key),
+        )
+        if reason is None:
+            self._check_manager_events(f"deposit {name}")
+            self.asset_in[name] += amount
+            assert token.balanceOf(owner) == wallet - amount
+
+    @rule(idx=account_index, name=asset_name, mode=st.sampled_from(["part", "part", "all", "over"]), share=bps)
+    def withdraw_asset(self, idx: int, name: str, mode: str, share: int) -> None:
+        owner, sub = self.accounts[idx]
+        key, token = self.akey[name], self.tokens[name]
+        amount = self._withdraw_amount(self.model.balance_of(str(owner), sub, key), mode, share)
+        wallet = token.balanceOf(owner)
+        reason, _ = self._act(
+            f"withdraw {name}",
+            lambda: self.engine.withdraw(sub, token.address, amount, sender=owner),
+            lambda m: m.withdraw(str(owner), sub, amount, asset=key),
+            needed=self._markets_of(owner, sub),
+        )
+        if reason is None:
+            self._check_manager_events(f"withdraw {name}")
+            self.asset_out[name] += amount
+            assert token.balanceOf(owner) == wallet + amount
+            if self._markets_of(owner, sub) or self.model.balance_of(str(owner), sub) < 0:
+                self._assert_healthy(owner, sub, f"withdraw {name}")  # invariant 6
+
+    @rule(name=asset_name, to_isolated=st.booleans(), mode=st.sampled_from(["part", "all", "over"]), share=bps)
+    def transfer_asset(self, name: str, to_isolated: bool, mode: str, share: int) -> None:
+        owner = self.accounts[ISOLATED][0]
+        src, dst = (0, 1) if to_isolated else (1, 0)
+        key, token = self.akey[name], self.tokens[name]
+        amount = self._withdraw_amount(self.model.balance_of(str(owner), src, key), mode, share)
+        reason, _ = self._act(
+            f"transfer {name}",
+            lambda: self.engine.transfer_collateral(src, dst, token.address, amount, sender=owner),
+            lambda m: m.transfer_collateral(str(owner), src, dst, amount, asset=key),
+            needed=self._markets_of(owner, src),
+        )
+        if reason is None and (self._markets_of(owner, src) or self.model.balance_of(str(owner), src) < 0):
+            self._assert_healthy(owner, src, f"transfer {name}")
+
+    @rule(data=st.data())
+    def withdraw_everything_when_flat(self, data: st.DataObject) -> None:
+        """Invariant 13: an account with no positions and no debt withdraws
+        every asset and its settlement balance."""
+        flat = [
+            (o, s)
+            for o, s in self.all_accounts
+            if not self._markets_of(o, s)
+            and self.model.balance_of(str(o), s) >= 0
+            and self._holds_collateral((str(o), s))
+        ]
+        if not flat:
+            return
+        owner, sub = data.draw(st.sampled_from(flat), label="flat account with collateral")
+        for name in ASSETS:
+            key, token = self.akey[name], self.tokens[name]
+            amount = self.model.balance_of(str(owner), sub, key)
+            if amount == 0:
+                continue
+            reason, _ = self._act(
+                f"withdraw all {name} (flat)",
+                lambda: self.engine.withdraw(sub, token.address, amount, sender=owner),
+                lambda m: m.withdraw(str(owner), sub, amount, asset=key),
+            )
+            assert reason is None, f"a flat account without debt could not withdraw its {name}: {reason}"
+            self.asset_out[name] += amount
+            assert self.engine.balance_of(owner, sub, token.address) == 0
+        amount = self.model.balance_of(str(owner), sub)
+        if amount > 0:
+            reason, _ = self._act(
+                "withdraw settlement (flat)",
+                lambda: self.engine.withdraw(sub, self.usdc.address, amount, sender=owner),
+                lambda m: m.withdraw(str(owner), sub, amount),
+            )
+            assert reason is None, f"a flat account without debt could not withdraw its balance: {reason}"
+            self.total_out += amount
+
+    @rule(name=asset_name, move=asset_move_bps)
+    def move_asset_price(self, name: str, move: int) -> None:
+        self._post_asset(name, self.asset_answers[name] * (10_000 + move) // 10_000)
+
+    @rule(data=st.data(), depth=st.sampled_from([0, 0, 1, 10, 100, 2_000]))
+    def asset_to_liquidation(self, data: st.DataObject, depth: int) -> None:
+        """Lower one asset of an account with positions or debt to the highest
+        feed answer at which the model finds it LIQUIDATABLE (then ``depth``
+        bps further)."""
+        targets = [
+            (o, s, name)
+            for o, s in self.accounts
+            for name in ASSETS
+            if self.model.balance_of(str(o), s, self.akey[name]) > 0
+            and (self._markets_of(o, s) or self.model.balance_of(str(o), s) < 0)
+            and all(self._price_ok(m) for m in self._markets_of(o, s))
+        ]
+        if not targets:
+            return
+        owner, sub, name = data.draw(st.sampled_from(targets), label="account and asset")
+        asset = self.model.collaterals[self.akey[name]]
+        step = 10 ** (18 - self.acfg[name].feed_decimals)
+        old = asset.price
+        low, high = -(-self.acfg[name].min_price // step), self.asset_answers[name]
+
+        def liquidatable(answer: int) -> bool:
+            asset.price = answer * step
+            return self.model.status(str(owner), sub) >= ref.LIQUIDATABLE
+
+        try:
+            if not liquidatable(low) or liquidatable(high):
+                return
+            while high - low > 1:  # liquidatable(low), not liquidatable(high)
+                mid = (low + high) // 2
+                low, high = (mid, high) if liquidatable(mid) else (low, mid)
+        finally:
+            asset.price = old
+        event("collateral: price moved to a liquidation boundary")
+        self._post_asset(name, low * (10_000 - depth) // 10_000)
+
+    @rule(
+        kind=st.sampled_from(["donate", "donate", "override up", "override down", "override off", "update"]),
+        bps_=st.integers(1, 5_000),
+        sender=account_index,
+    )
+    def share_rate(self, kind: str, bps_: int, sender: int) -> None:
+        """The share's rate moves: a donation of the underlying to the share
+        vault, or the mock's override (up, down, off); or anyone stores the
+        bounded rate (``update_rate``). Invariant 19: the share's price rises at
+        most to the feed times the stored rate's bound."""
+        share, key = self.tokens[SHARE], self.akey[SHARE]
+        if kind == "update":
+            reason, rate = self._act(
+                "update_rate",
+                lambda: self.manager.update_rate(share.address, sender=self.accounts[sender][0]),
+                lambda m: m.update_rate(key),
+                engine_events=False,
+            )
+            assert reason is None and rate == self.model.collaterals[key].last_rate
+            self._check_manager_events("update_rate", direct=True)
+            return
+        price_before = self.manager.collateral_price(share.address)[0]
+        if kind == "donate":
+            amount = max(share.totalAssets() * bps_ // 10_000, 10**6 * bps_)
+            self.underlying.mint(self.donor, amount, sender=self.donor)
+            self.underlying.transfer(share.address, amount, sender=self.donor)
+        elif kind == "override off":
+            share.set_rate_override(0, sender=self.donor)
+        else:
+            live = share.convertToAssets(10 ** share.decimals())
+            rate = live * (10_000 + (bps_ if kind == "override up" else -bps_ // 2)) // 10_000
+            share.set_rate_override(max(rate, 1), sender=self.donor)
+        self._sync_rate()
+        words = self.manager.asset_words(share.address)
+        last, since = words[5] & MASK128, words[5] >> 128
+        bound = last + last * self.acfg[SHARE].max_rate_growth * (boa.env.timestamp - since) // WAD
+        price = self.manager.collateral_price(share.address)[0]
+        feed = self.asset_answers[SHARE] * 10 ** (18 - self.acfg[SHARE].feed_decimals)
+        assert price == feed * min(self._live_rate(), bound) // WAD
+        assert price <= feed * bound // WAD  # 19: the rise is bounded
+        if price > price_before:
+            event("collateral: share price rose (bounded)")
+        if self._live_rate() > bound:
+            event("collateral: live share rate above the bound")
+
+    @rule(
+        name=st.sampled_from([*ASSETS, "USDX", "USDC"]),
+        where=st.sampled_from(["engine", "manager", "vault", "share"]),
+        usd=asset_usd,
+    )
+    def donate(self, name: str, where: str, usd: int) -> None:
+        """Invariant 19: a donation of a token to the engine, the manager, the
+        LiquidityVault or the share changes nobody's view (equity,
+        requirement, status) and no share price (the underlying to the share
+        is ``share_rate``)."""
+        if name == "USDX" and where == "share":
+            return
+        to = {
+            "engine": self.engine.address,
+            "manager": self.manager.address,
+            "vault": self.vault.address,
+            "share": self.tokens[SHARE].address,
+        }[where]
+        if name == "USDC" and where not in ("engine", "vault"):
+            return
+        before = self._views()
+        assets_before = (self.vault.totalAssets(), self.vault.totalSupply())
+        if name == "USDC":
+            amount = usd * self.unit
+            self.usdc.mint(self.donor, amount, sender=self.donor)
+            self.usdc.transfer(to, amount, sender=self.donor)
+            self.donated[to] += amount
+        elif name == "USDX":
+            amount = usd * 10**6
+            self.underlying.mint(self.donor, amount, sender=self.donor)
+            self.underlying.transfer(to, amount, sender=self.donor)
+        else:
+            amount = self._mint_asset(name, self.donor, max(self._units(name, usd), 1))
+            self.tokens[name].transfer(to, amount, sender=self.donor)
+            self.asset_donated[name][to] += amount
+        self._sync_rate()
+        assert self._views() == before, f"a donation of {name} to the {where} changed an account"
+        assert (self.vault.totalAssets(), self.vault.totalSupply()) == assets_before
+
+    @rule(data=st.data(), name=asset_name, mode=repay_mode, share=bps, anyone=st.sampled_from([False, False, True]))
+    def liquidate_collateral(self, data: st.DataObject, name: str, mode: str, share: int, anyone: bool) -> None:
+        """The keeper repays debt from its sub-account 0 and seizes ``name``."""
+        indebted = [(o, s) for o, s in self.accounts if self.model.balance_of(str(o), s) < 0]
+        pool = self.accounts if anyone or not indebted else indebted
+        owner, sub = data.draw(st.sampled_from(pool), label="collateral liquidation target")
+        key, token = self.akey[name], self.tokens[name]
+        debt = max(-self.model.balance_of(str(owner), sub), 0)
+        max_repay = {
+            "max": UINT256_MAX,
+            "debt": debt,
+            "part": debt * share // 10_000,
+            "one": 1,
+            "zero": 0,
+        }[mode]
+        before = self.engine.account(owner, sub)
+        balance_before = self.engine.balance_of(owner, sub, self.usdc.address)
+        keeper_before = self.engine.balance_of(self.liquidator, 0, self.usdc.address)
+        insurance = self.engine.insurance_fund()
+        held_before = self.model.balance_of(str(owner), sub, key)
+        reason, seized = self._act(
+            f"liquidate_collateral {name}",
+            lambda: self.engine.liquidate_collateral(owner, sub, token.address, max_repay, sender=self.liquidator),
+            lambda m: m.liquidate_collateral(str(self.liquidator), str(owner), sub, key, max_repay),
+            needed=self._markets_of(owner, sub),
+            invalid_price="collateral: price",
+        )
+        if reason is not None:
+            if reason == "collateral: not liquidatable":
+                assert before.prices_ok and before.status < ref.LIQUIDATABLE
+            return
+        self._check_manager_events(f"liquidate_collateral {name}")
+        (log,) = [lg for lg in self.engine.get_logs() if type(lg).__name__ == "CollateralLiquidated"]
+        repaid = log.repaid
+        assert log.seized == seized and 0 < seized <= held_before
+        # When it may run: a debt, and LIQUIDATABLE/BANKRUPT with valid prices or no positions.
+        assert balance_before < 0
+        assert before.positions == 0 or (before.prices_ok and before.status >= ref.LIQUIDATABLE)
+        assert repaid <= min(max_repay, -balance_before)
+        # 20. Against the liquidator: what it receives, at the oracle price less the
+        # discount, is worth at most what it repaid (seized down, a capped repayment up).
+        asset = self.model.collaterals[key]
+        price = ref.collateral_price(asset, boa.env.timestamp)
+        usd = ref.collateral_usd(seized, asset.scale, price)
+        assert usd * (WAD - asset.discount) <= repaid * self.model.scale * WAD
+        assert self.engine.balance_of(self.liquidator, 0, self.usdc.address) == keeper_before - repaid
+        self._bad_debt_events(insurance)
+        after = self.engine.account(owner, sub)
+        if before.positions:
+            # Seizing at w_maint + discount <= 1 never lowers equity_maint (but roundings).
+            assert after.equity_maint >= before.equity_maint - 2
+            event("collateral liquidation: account with positions")
+        else:
+            event("collateral liquidation: flat account")
+        if any(n == "BadDebt" for n, _ in self.model.events):
+            event("collateral liquidation: bad debt")
+
+    # ---------------------------------------------------------- invariants
+
+    @invariant()
+    def collateral_matches_model(self) -> None:
+        engine, model, manager = self.engine, self.model, self.manager
+        model.now = boa.env.timestamp
+        for name in ASSETS:
+            key, token = self.akey[name], self.tokens[name]
+            mirror = model.collaterals[key]
+            asset_id = manager.asset_id(token.address)
+            total = manager.total_deposits(asset_id)
+            held = [engine.balance_of(o, s, token.address) for o, s in self.all_accounts]
+            assert held == [model.balance_of(str(o), s, key) for o, s in self.all_accounts], f"{name} balances"
+            # 2. Ledger conservation, exactly: deposits - withdrawals = the ledger = the balances.
+            assert total == mirror.total == sum(held) == self.asset_in[name] - self.asset_out[name], name
+            # 1. Token solvency: the engine holds its ledger (plus donations); the manager holds nothing.
+            assert token.balanceOf(engine.address) == total + self.asset_donated[name][engine.address]
+            assert token.balanceOf(manager.address) == self.asset_donated[name][manager.address]
+            assert tuple(manager.collateral_price(token.address)) == (model.asset_price(key), True), name
+            if mirror.vault:
+                word = manager.asset_words(token.address)[5]
+                assert (word & MASK128, word >> 128) == (mirror.last_rate, mirror.last_time), "stored rate"
+        prices_ok = all(self._price_ok(m) for m in MARKETS)
+        for owner, sub in self.all_accounts:
+            key = (str(owner), sub)
+            assert tuple(manager.value(owner, sub, False)) == (*model.collateral_value(*key), True), key
+            markets = self._markets_of(owner, sub)
+            if not self._holds_collateral(key) and model.balance_of(*key) >= 0:
+                continue
+            view = engine.account(owner, sub)
+            if all(self._price_ok(m) for m in markets):
+                want = model.account(*key)
+                assert (view.equity_init, view.equity_maint, view.im_required, view.mm_required, view.status) == (
+                    want.equity_init, want.equity_maint, want.im_required, want.mm_required, want.status,
+                ), f"account view {key}"  # fmt: skip
+            if not markets and model.balance_of(*key) < 0:
+                event("collateral: flat account with debt backed by collateral")
+        if prices_ok:
+            event("collateral: all prices valid at a check")
+
+
+class CollateralMachine18(CollateralMachine):
+    DECIMALS = 18
+
+
 MACHINES = {6: EngineMachine, 18: EngineMachine18}
 
 # One test per settlement-token decimals, with the profile of HYPOTHESIS_PROFILE.
@@ -1505,3 +1989,20 @@ TestEngineStateful6Decimals = EngineMachine.TestCase
 TestEngineStateful6Decimals.settings = machine_settings()
 TestEngineStateful18Decimals = EngineMachine18.TestCase
 TestEngineStateful18Decimals.settings = machine_settings()
+
+
+def _collateral_settings() -> settings:
+    """The profile of HYPOTHESIS_PROFILE; the default one with fewer examples.
+    ``FUZZ_NO_SHRINK=1`` reports a failure as found (no shrinking)."""
+    chosen = machine_settings()
+    if os.environ.get("HYPOTHESIS_PROFILE", "default") == "default":
+        chosen = settings(chosen, max_examples=COLLATERAL_DEFAULT_EXAMPLES)
+    if os.environ.get("FUZZ_NO_SHRINK"):
+        chosen = settings(chosen, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+    return chosen
+
+
+TestCollateralStateful6Decimals = CollateralMachine.TestCase
+TestCollateralStateful6Decimals.settings = _collateral_settings()
+TestCollateralStateful18Decimals = CollateralMachine18.TestCase
+TestCollateralStateful18Decimals.settings = _collateral_settings()
