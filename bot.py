@@ -25,6 +25,7 @@ Settings (environment): ``MARGIN_ENGINE_MIN_PROFIT`` (USD, default 0),
 ``MARGIN_ENGINE_MARGIN_CALLS`` (default 1; 0 = no margin calls),
 ``MARGIN_ENGINE_GAS_PER_MARGIN_CALL`` (default 250000),
 ``MARGIN_ENGINE_VOLATILITY_UPDATES`` (default 1; 0 = never sample volatility),
+``MARGIN_ENGINE_COLLATERAL_LIQUIDATIONS`` (default 1; 0 = no collateral liquidations),
 ``MARGIN_ENGINE_MAX_FAILURES`` (default 3). Use a fresh
 ``SILVERBACK_BOT_NAME`` per chain: Silverback keeps its state (the last
 nonce among it) under ``.silverback-sessions/<name>/``.
@@ -61,6 +62,7 @@ settings = BotSettings(
     funding_max_age=int(os.environ.get("MARGIN_ENGINE_FUNDING_MAX_AGE", "3600")) or None,
     close_bankrupt=os.environ.get("MARGIN_ENGINE_CLOSE_BANKRUPT", "0") == "1",
     margin_calls=os.environ.get("MARGIN_ENGINE_MARGIN_CALLS", "1") == "1",
+    collateral_liquidations=os.environ.get("MARGIN_ENGINE_COLLATERAL_LIQUIDATIONS", "1") == "1",
     gas_per_margin_call=int(os.environ.get("MARGIN_ENGINE_GAS_PER_MARGIN_CALL", BotSettings.gas_per_margin_call)),
     volatility_updates=os.environ.get("MARGIN_ENGINE_VOLATILITY_UPDATES", "1") == "1",
     max_failures=int(os.environ.get("MARGIN_ENGINE_MAX_FAILURES", BotSettings.max_failures)),

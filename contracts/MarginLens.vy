@@ -16,6 +16,7 @@
 """
 
 from .interfaces import IMarginEngine
+from .interfaces import ICollateralManager
 
 WAD: constant(uint256) = 10**18
 MASK8: constant(uint256) = 2**8 - 1
@@ -26,6 +27,10 @@ RISK_BIT: constant(uint256) = 2**63
 MASK128: constant(uint256) = 2**128 - 1
 MASK160: constant(uint256) = 2**160 - 1
 MAX_POSITIONS: constant(uint256) = 8
+# @dev CollateralManager.MAX_ASSETS.
+MAX_ASSETS: constant(uint256) = 16
+# @dev Bit 9 of the engine's account word: the sub-account holds a collateral asset.
+COLLATERAL_BIT: constant(uint256) = 512
 MAX_MARKETS: constant(uint256) = 64
 # @dev Most accounts one batch view returns (about 30k gas each for one position).
 MAX_BATCH: public(constant(uint256)) = 200
@@ -55,6 +60,17 @@ struct AccountSnapshot:
     ok: bool                             # the engine's views answered (else state and positions are empty)
     state: IMarginEngine.AccountState    # the engine's `account()`
     positions: DynArray[PositionSnapshot, MAX_POSITIONS]
+    collateral: bool                     # holds a collateral asset (the engine's COLLATERAL_BIT)
+
+
+# @dev One collateral asset a sub-account holds (`collateral_of`).
+struct CollateralHolding:
+    asset: address
+    balance: uint256         # token units
+    price: uint256           # WAD USD per whole token (a vault share's through its bounded rate), 0 when invalid
+    price_ok: bool
+    value_init: uint256      # usd * w_init // WAD, usd = balance * scale * price // WAD (0 when invalid)
+    value_maint: uint256     # usd * w_maint // WAD
 
 
 # @dev One market: its price now, parameters and stored funding state.
@@ -92,6 +108,15 @@ interface IEngineWords:
     def paused() -> bool: view
     def configurator() -> address: view
     def RISK_MODEL() -> address: view
+    def COLLATERAL() -> address: view
+
+
+interface ICollateralView:
+    def holdings(owner: address, sub: uint16) -> uint256: view
+    def assets(id: uint256) -> address: view
+    def balance_of(owner: address, sub: uint16, asset: address) -> uint256: view
+    def collateral(asset: address) -> ICollateralManager.CollateralConfig: view
+    def collateral_price(asset: address) -> (uint256, bool): view
 
 
 interface IConfiguratorView:
@@ -229,24 +254,52 @@ def margin_mode(owner: address, sub: uint16) -> bool:
 def max_withdraw(owner: address, sub: uint16, asset: address) -> uint256:
     """
     @notice The most `withdraw(sub, asset, amount)` (or a transfer out)
-            accepts now.
-    @dev Flat: the balance. With positions: the largest whole amount keeping
-         equity_init >= max(im_required, transfer_margin_ratio * notional)
-         (docs/engine-spec.md "Account state"), at most the balance; 0 when
-         a price is invalid or the account is below that already.
+            accepts now, for the settlement asset or a listed collateral
+            asset.
+    @dev The engine checks a withdrawal only when the account has positions
+         or settlement debt (balance < 0): it must then stay HEALTHY with
+         the transfer margin, i.e. equity_init >= R = max(im_required,
+         transfer_margin_ratio * notional (up)) and equity_maint >= mm.
+         Settlement asset: a positive balance means no debt, so a flat
+         account (collateral or not) withdraws the whole balance; with
+         positions each unit lowers both equities by exactly SCALE, so the
+         answer is min(balance, (slack) // SCALE), slack = min(equity_init -
+         R, equity_maint - mm); 0 when the balance is not positive.
+         Collateral asset (balance b, scale s = 10**(18 - decimals), price p
+         from `CollateralManager.collateral_price`, weights w): no positions
+         and no debt, b (unchecked). Otherwise removing x units lowers
+         usd = b s p // WAD by at most ceil(x s p / WAD) and the weighted
+         term usd * w // WAD by at most ceil(ceil(x s p / WAD) * w / WAD)
+         (floor(a) - floor(b) <= ceil(a - b)). With U = (S - 2) * WAD // w
+         and x = U * WAD // (s p): x s p / WAD <= U, so the drop is at most
+         ceil(U w / WAD) <= S - 2 < S, for S = slack_init against w_init and
+         S = slack_maint against w_maint; the answer is the smaller x, at
+         most b (2 wei to spare). 0 when the account has no such balance,
+         a price is invalid (the engine's `account()` or this asset's) or
+         the slack is below 2 wei.
     @param owner The account owner.
     @param sub The sub-account.
-    @param asset The collateral asset (only the settlement asset is listed).
+    @param asset The settlement asset or a listed collateral asset (0 for
+           any other).
     @return Token units.
     """
-    if asset != staticcall IEngineWords(ENGINE).SETTLEMENT_ASSET():
-        return 0
     meta: uint256 = staticcall IEngineWords(ENGINE).account_meta(owner, sub)
     balance: int256 = self._balance_of(meta)
-    if balance <= 0:
-        return 0
-    if meta & 255 == 0:
-        return convert(balance, uint256)
+    held: uint256 = 0
+    settlement: bool = asset == staticcall IEngineWords(ENGINE).SETTLEMENT_ASSET()
+    if settlement:
+        if balance <= 0:
+            return 0
+        held = convert(balance, uint256)
+    else:
+        manager: address = staticcall IEngineWords(ENGINE).COLLATERAL()
+        if manager == empty(address):
+            return 0
+        held = staticcall ICollateralView(manager).balance_of(owner, sub, asset)
+        if held == 0:
+            return 0
+    if meta & 255 == 0 and balance >= 0:
+        return held
     state: IMarginEngine.AccountState = staticcall IMarginEngine(ENGINE).account(owner, sub)
     if not state.prices_ok:
         return 0
@@ -258,10 +311,64 @@ def max_withdraw(owner: address, sub: uint16, asset: address) -> uint256:
     ratio: uint256 = 0
     haircut, ratio = self._margin_params()
     required: int256 = convert(max(state.im_required, self._mul_div_up(notional, ratio, WAD)), int256)
-    if state.equity_init <= required:
+    slack_init: int256 = state.equity_init - required
+    slack_maint: int256 = state.equity_maint - convert(state.mm_required, int256)
+    if settlement:
+        slack: int256 = min(slack_init, slack_maint)
+        if slack <= 0:
+            return 0
+        return min(convert(slack, uint256) // staticcall IEngineWords(ENGINE).SCALE(), held)
+    if slack_init < 2 or slack_maint < 2:
         return 0
-    free: uint256 = convert(state.equity_init - required, uint256) // staticcall IEngineWords(ENGINE).SCALE()
-    return min(free, convert(balance, uint256))
+    manager: address = staticcall IEngineWords(ENGINE).COLLATERAL()
+    price: uint256 = 0
+    ok: bool = False
+    price, ok = staticcall ICollateralView(manager).collateral_price(asset)
+    if not ok or price == 0:
+        return 0
+    config: ICollateralManager.CollateralConfig = staticcall ICollateralView(manager).collateral(asset)
+    unit: uint256 = 10 ** (18 - config.decimals) * price
+    x_init: uint256 = (convert(slack_init - 2, uint256) * WAD // config.w_init) * WAD // unit
+    x_maint: uint256 = (convert(slack_maint - 2, uint256) * WAD // config.w_maint) * WAD // unit
+    return min(min(x_init, x_maint), held)
+
+
+@view
+@external
+def collateral_of(owner: address, sub: uint16) -> DynArray[CollateralHolding, MAX_ASSETS]:
+    """
+    @notice The collateral assets a sub-account holds, each with its
+            balance, price and weighted value as the engine counts them.
+    @dev Read from the engine's `CollateralManager` (`engine.COLLATERAL()`):
+         the assets of the `holdings` bits, in id order. Values as
+         `CollateralManager.value` (docs/collateral.md 4): usd = balance *
+         scale * price // WAD, value = usd * w // WAD; an asset whose price
+         is invalid has price 0, `price_ok` False and zero values.
+    @param owner The account owner.
+    @param sub The sub-account.
+    @return One entry per asset held (empty without a manager).
+    """
+    result: DynArray[CollateralHolding, MAX_ASSETS] = []
+    manager: address = staticcall IEngineWords(ENGINE).COLLATERAL()
+    if manager == empty(address):
+        return result
+    held: uint256 = staticcall ICollateralView(manager).holdings(owner, sub)
+    for id: uint256 in range(MAX_ASSETS):
+        if held >> id == 0:
+            break
+        if (held >> id) & 1 == 0:
+            continue
+        holding: CollateralHolding = empty(CollateralHolding)
+        holding.asset = staticcall ICollateralView(manager).assets(id)
+        holding.balance = staticcall ICollateralView(manager).balance_of(owner, sub, holding.asset)
+        holding.price, holding.price_ok = staticcall ICollateralView(manager).collateral_price(holding.asset)
+        if holding.price_ok:
+            config: ICollateralManager.CollateralConfig = staticcall ICollateralView(manager).collateral(holding.asset)
+            usd: uint256 = holding.balance * 10 ** (18 - config.decimals) * holding.price // WAD
+            holding.value_init = usd * config.w_init // WAD
+            holding.value_maint = usd * config.w_maint // WAD
+        result.append(holding)
+    return result
 
 
 @view
@@ -601,6 +708,7 @@ def _snapshot(owner: address, sub: uint16) -> AccountSnapshot:
     snapshot.sub = sub
     snapshot.balance = self._balance_of(meta)
     snapshot.isolated = meta & 256 != 0
+    snapshot.collateral = meta & COLLATERAL_BIT != 0
     success: bool = False
     response: Bytes[224] = b""
     success, response = raw_call(

@@ -24,6 +24,9 @@ Flow of one round (all reads in one block, at timestamp ``now``)::
                         lens_quotes=quotes, call_params=call_params)  # margin_words_from_tuple(engine.margin_words())
     for p in r.plans: engine.liquidate(p.owner, p.sub, p.market, p.max_size)
     for c in r.calls: engine.margin_call(c.owner, c.sub, c.market, c.max_size)
+    for k in collateral_candidates(found):       # after the liquidations, on the latest state
+        asset = pick_collateral(lens.collateral_of(*k))
+        engine.liquidate_collateral(*k, asset, collateral_repay(debt, own_funds))
     for m in volatility_due(markets, now): risk.update_volatility(m)
     for m in funding_due(markets, now, max_age): engine.accrue_funding(m)
 
@@ -41,6 +44,10 @@ are the lens's ``quote_liquidation`` read at the same block
 (``quote_from_lens``, passed to ``evaluate`` as ``lens_quotes``). Positions
 in unflagged markets are quoted by the model as before (exact: a quote
 needs only the account's state and that market's static rates).
+
+Accounts holding collateral assets (the lens snapshot's ``collateral``
+flag, bit 512 of the engine's account word) are assessed with the engine's
+``account()`` state too: the model does not value collateral.
 
 Units follow the model: WAD (``10**18``) fixed point for prices and USD,
 settlement-token units for balances, penalties and rewards,
@@ -126,6 +133,9 @@ class AccountView:
 
     ``engine_state`` is the engine's ``account()`` answer (None when the view
     failed, ``ok`` False); ``engine_prices_ok`` its price flag.
+    ``collateral`` is the snapshot's ``collateral`` flag: the account word's
+    ``COLLATERAL_BIT`` (512), set while the sub-account holds a listed
+    collateral asset (docs/collateral.md), whose value only the engine knows.
     """
 
     owner: str
@@ -136,6 +146,7 @@ class AccountView:
     ok: bool = True
     engine_state: model.AccountState | None = None
     engine_prices_ok: bool = True
+    collateral: bool = False
 
     @property
     def key(self) -> Key:
@@ -154,8 +165,9 @@ class Assessment:
     ``source`` says where ``state`` comes from: ``"model"`` (the reference
     model, checked against the engine's status) or ``"engine"`` (the
     engine's ``account()`` from the lens snapshot, for an account with a
-    position in a flagged market; ``mismatch`` then means the model's
-    equity differs from the engine's).
+    position in a flagged market or holding collateral assets; ``mismatch``
+    then means the model's equity differs from the engine's, never checked
+    for a collateral account).
     """
 
     account: AccountView
@@ -358,6 +370,19 @@ def _get(obj: Any, name: str, pos: int) -> Any:
     return obj[pos]
 
 
+def _get_or(obj: Any, name: str, pos: int, default: Any) -> Any:
+    """``_get``, or ``default`` when the struct has no such field (an older lens)."""
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    value = getattr(obj, name, _MISSING)
+    if value is not _MISSING and not callable(value):
+        return value
+    try:
+        return obj[pos]
+    except (IndexError, KeyError, TypeError):
+        return default
+
+
 def _owner(value: Any) -> str:
     """An owner address as a checksummed string (any other value as ``str``)."""
     text = str(value)
@@ -510,6 +535,7 @@ def account_from_lens(snapshot: Any) -> AccountView:
         ok=ok,
         engine_state=engine_state if ok else None,
         engine_prices_ok=prices_ok,
+        collateral=bool(_get_or(snapshot, "collateral", 7, False)),
     )
 
 
@@ -551,6 +577,14 @@ def assess(
     model still values the equity, which must agree to the wei
     (``mismatch`` otherwise). A failed engine view leaves such an account
     unknown.
+
+    An account holding collateral assets (``account.collateral``, the
+    account word's bit 512) also takes the engine's ``account()`` state
+    (``source == "engine"``): the model's ``account_state`` knows only the
+    settlement balance and the positions, not the weighted collateral value,
+    so its equity is not computed and there is no equity mismatch check for
+    such an account (its settlement balance may be a debt the collateral
+    backs).
     """
     engine_status = None
     if account.ok and account.engine_state is not None and account.engine_prices_ok:
@@ -565,6 +599,12 @@ def assess(
         return Assessment(account, now, None, None, None, False, "engine reports an invalid price")
 
     flagged = tuple(m for m in sorted(account.positions) if is_flagged(markets[m]))
+    if account.collateral:
+        engine_state = account.engine_state
+        if not account.ok or engine_state is None:
+            reason = "engine view failed; the collateral value needs it"
+            return Assessment(account, now, None, None, None, False, reason, "engine", flagged)
+        return Assessment(account, now, engine_state, engine_state.status, engine_status, False, None, "engine", flagged)
     state = model.account_state(account.balance, account.positions, markets, scale, now, upnl_haircut)
     if not flagged:
         mismatch = engine_status is not None and engine_status != state.status
@@ -918,6 +958,52 @@ def plan(
         close_bankrupt,
         lens_quotes,
     ).plans
+
+
+# --------------------------------------------------------------------------
+#                          Collateral liquidation
+# --------------------------------------------------------------------------
+
+
+def collateral_candidates(assessments: Iterable[Assessment]) -> list[Key]:
+    """Accounts for ``engine.liquidate_collateral`` (docs/collateral.md 6):
+    holding collateral, with settlement debt (balance < 0), valued (every
+    price valid) and either LIQUIDATABLE / BANKRUPT or without positions.
+    Sorted by debt, largest first, then owner and sub. The state read at
+    the scan block: the app reads the account again (and dry-runs) before
+    sending, since a position liquidation of the same round changes it."""
+    found = [
+        a
+        for a in assessments
+        if a.account.ok
+        and a.account.collateral
+        and a.account.balance < 0
+        and a.status is not None
+        and (a.liquidatable or not a.account.positions)
+    ]
+    found.sort(key=lambda a: (a.account.balance, a.account.owner.lower(), a.account.sub))
+    return [a.key for a in found]
+
+
+def pick_collateral(holdings: Iterable[Any]) -> str | None:
+    """The asset to seize from ``lens.collateral_of(owner, sub)``: the one
+    with the largest maintenance value (valid price, non-zero balance);
+    ties to the lowest id (the first). None when none qualifies."""
+    best: tuple[int, str] | None = None
+    for h in holdings:
+        value = int(_get(h, "value_maint", 5))
+        if not bool(_get(h, "price_ok", 3)) or int(_get(h, "balance", 1)) == 0 or value == 0:
+            continue
+        if best is None or value > best[0]:
+            best = (value, _owner(_get(h, "asset", 0)))
+    return None if best is None else best[1]
+
+
+def collateral_repay(debt: int, liquidator_balance: int) -> int:
+    """``max_repay`` for ``liquidate_collateral``: the account's debt (tokens),
+    at most what the liquidator's sub-account 0 holds (it may not go into
+    debt); 0 when either is not positive (nothing to send)."""
+    return max(min(debt, liquidator_balance), 0)
 
 
 # --------------------------------------------------------------------------

@@ -69,6 +69,17 @@ class BotSettings:
     (buffer 0)."""
     gas_per_margin_call: int = 250_000
     """Gas budgeted per margin call when ranking by profit."""
+    collateral_liquidations: bool = True
+    """Keeper duty, after the position liquidations: for each account holding
+    collateral with settlement debt that is LIQUIDATABLE / BANKRUPT or has no
+    positions (``logic.collateral_candidates``), ``engine.liquidate_collateral``
+    of its asset with the largest maintenance value (``lens.collateral_of``),
+    repaying up to the debt from the sender's sub-account 0, which must hold
+    settlement funds and no positions (skipped with a log line otherwise).
+    The seized asset (at the oracle price less the discount) lands in that
+    sub-account 0. Accounts seen with collateral and debt are read by every
+    scan until repaid (a flat one is in neither the engine's list nor the
+    book)."""
     volatility_updates: bool = True
     """Keeper duty: ``risk.update_volatility(m)`` once per epoch in every market
     with a volatility margin that no trade or liquidation has sampled yet (one
@@ -123,6 +134,8 @@ class RoundReport:
     volatility_sampled: list[int] = field(default_factory=list)
     """Markets sampled by ``risk.update_volatility``."""
     funding_accrued: list[int] = field(default_factory=list)
+    collateral_liquidated: list[tuple[str, int, str, int, int]] = field(default_factory=list)
+    """Collateral liquidations mined: (owner, sub, asset, seized, repaid) as the engine logged."""
 
 
 class CircuitOpen(RuntimeError):
@@ -167,6 +180,10 @@ class LiquidatorBot:
         self._next_log_block: int | None = None
         self._raw_rpc = True
         self._last_notified: int | None = None
+        self._settlement: str | None = None
+        self._debtors: set[logic.Key] = set()
+        """Accounts seen holding collateral with settlement debt: read by every
+        scan until repaid (a flat one leaves the engine's list and the book)."""
 
     # ------------------------------------------------------------- reading
 
@@ -180,8 +197,10 @@ class LiquidatorBot:
         (``risk.volatility``, with ``settings.volatility_updates``), one per
         page of accounts, one for the position logs since the last scan
         (``settings.events``), one per page of candidates from those logs
-        that the list no longer holds, and one per position in a flagged
-        market of a liquidatable account (``lens.quote_liquidation``).
+        that the list no longer holds (and of the accounts with collateral
+        and settlement debt the collateral duty tracks), and one per
+        position in a flagged market of a liquidatable account
+        (``lens.quote_liquidation``).
         """
         from ape import chain
 
@@ -221,6 +240,7 @@ class LiquidatorBot:
         listed = {logic.account_key(s) for s in snapshots}
         # Candidates from events that the list does not hold (e.g. flat since).
         extra = [key for key in self.book.keys if key not in listed]
+        extra += [key for key in sorted(self._debtors) if key not in listed and key not in extra]
         for start in range(0, len(extra), self.settings.page_size):
             chunk = extra[start : start + self.settings.page_size]
             snapshots.extend(self.read_view(self.lens, "accounts", block, [list(k) for k in chunk])[0])
@@ -345,6 +365,8 @@ class LiquidatorBot:
                 f"size {plan.quote.size}, reward {reward} (quoted {plan.quote.reward}), "
                 f"block {receipt.block_number}" + (" (a volatility sample was due)" if plan.samples else "")
             )
+        if self.settings.collateral_liquidations:
+            self._liquidate_collateral(snapshot, report, fields)
         for call in decided.calls:
             args = (call.owner, call.sub, call.market, call.max_size)
             why = self._dry_run(self.engine.margin_call, *args)
@@ -434,6 +456,72 @@ class LiquidatorBot:
                 self._raw_rpc = False
         out = provider.web3.eth.call(call, block_identifier=block)  # type: ignore[arg-type]
         return decode(types, bytes(out))
+
+    def _liquidate_collateral(
+        self, snapshot: Snapshot, report: RoundReport, fields: Callable[[], dict[str, Any]]
+    ) -> None:
+        """The collateral-liquidation duty (``BotSettings.collateral_liquidations``):
+        each candidate of the scan is read again on the latest state (after
+        this round's position liquidations), its largest asset chosen and
+        the call dry-run before it is sent."""
+        for a in snapshot.assessments:
+            if a.account.ok and a.account.collateral and a.account.balance < 0:
+                self._debtors.add(a.key)
+            elif a.account.ok:
+                self._debtors.discard(a.key)
+        candidates = logic.collateral_candidates(snapshot.assessments)
+        if not candidates:
+            return
+        me = self.sender
+        if self._settlement is None:
+            self._settlement = str(self.engine.SETTLEMENT_ASSET())
+        for owner, sub in candidates:
+            mine = int(self.engine.account(me, 0).positions)
+            funds = int(self.engine.balance_of(me, 0, self._settlement))
+            if mine != 0 or funds <= 0:
+                self.say(
+                    f"skip collateral liquidations: sub-account 0 of {me} must hold settlement funds and no "
+                    f"positions (balance {funds}, positions {mine})"
+                )
+                return
+            debt = -int(self.engine.balance_of(owner, sub, self._settlement))
+            asset = logic.pick_collateral(self.lens.collateral_of(owner, sub))
+            repay = logic.collateral_repay(debt, funds)
+            if asset is None or repay == 0:
+                continue
+            args = (owner, sub, asset, repay)
+            why = self._dry_run(self.engine.liquidate_collateral, *args)
+            if why is not None:
+                self.say(f"skip collateral {owner}/{sub} {asset}: dry run reverts ({why})")
+                continue
+            try:
+                receipt = self.engine.liquidate_collateral(*args, sender=me, **fields())
+            except Exception as exc:  # noqa: BLE001
+                self._failed(report, f"liquidate_collateral {owner}/{sub}", exc)
+                continue
+            seized, repaid = 0, 0
+            try:
+                manager = self._manager()
+                for event in receipt.events.filter(manager.CollateralLiquidated):
+                    seized, repaid = int(event.seized), int(event.repaid)
+            except Exception:  # noqa: BLE001 - the log is informative only
+                pass
+            report.collateral_liquidated.append((owner, sub, asset, seized, repaid))
+            self.breaker.record_success()
+            self.say(
+                f"liquidated collateral {owner}/{sub} {asset}: seized {seized}, repaid {repaid}, "
+                f"block {receipt.block_number}"
+            )
+
+    def _manager(self) -> Any:
+        """The engine's ``CollateralManager`` (``engine.COLLATERAL()``)."""
+        manager = getattr(self, "_manager_contract", None)
+        if manager is None:
+            from ape import project
+
+            manager = project.CollateralManager.at(str(self.engine.COLLATERAL()), fetch_from_explorer=False)
+            self._manager_contract = manager
+        return manager
 
     def _still_due(self, market: int, scanned_at: int) -> bool:
         """The market's next sample time on the latest state is still the one

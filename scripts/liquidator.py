@@ -50,6 +50,12 @@ from margin_engine.runner import BotSettings, CircuitOpen, LiquidatorBot
     show_default=True,
     help="Sample each volatility market once per epoch when no trade did.",
 )
+@click.option(
+    "--collateral-liquidations/--no-collateral-liquidations",
+    default=True,
+    show_default=True,
+    help="Liquidate the collateral assets of accounts with settlement debt (from sub-account 0's funds).",
+)
 @click.option("--max-failures", type=int, default=BotSettings.max_failures, show_default=True)
 def cli(
     cli_ctx,
@@ -67,6 +73,7 @@ def cli(
     margin_calls,
     gas_per_margin_call,
     volatility_updates,
+    collateral_liquidations,
     max_failures,
 ):
     from ape import project
@@ -88,6 +95,7 @@ def cli(
         margin_calls=margin_calls,
         gas_per_margin_call=gas_per_margin_call,
         volatility_updates=volatility_updates,
+        collateral_liquidations=collateral_liquidations,
         max_failures=max_failures,
     )
     engine = project.MarginEngine.at(addresses["engine"], fetch_from_explorer=False)
