@@ -1264,12 +1264,11 @@ class EngineMachine(RuleBasedStateMachine):
                 self.engine.margin_call(owner, sub, market, max_size, sender=self.liquidator)
             return
         before = self.engine.account(owner, sub)
-        in_band = before.prices_ok and ref.in_call_band(
-            ref.AccountState(
-                before.equity_init, before.equity_maint, before.im_required, before.mm_required, before.status
-            ),
-            self.model.call_buffer,
-        )
+        # The call samples a volatility market whose epoch turned before it
+        # values the account (the view does not): the band after that sample.
+        probe = copy.deepcopy(self.model)
+        probe.sample(market)
+        in_band = before.prices_ok and ref.in_call_band(probe.account(str(owner), sub), self.model.call_buffer)
         insurance = self.engine.insurance_fund()
         reason, fee = self._act(
             "margin_call",
