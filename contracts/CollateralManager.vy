@@ -374,12 +374,13 @@ def collateral(asset: address) -> ICollateralManager.CollateralConfig:
     weights: uint256 = self._weights[id]
     limits: uint256 = self._limits[id]
     vault_word: uint256 = self._vault[id]
+    bounds: uint256 = self._bounds[id]
     return ICollateralManager.CollateralConfig(
         asset=asset,
         feed=convert(convert(oracle & MASK160, uint160), address),
         heartbeat=(oracle >> 160) & MASK32,
-        min_price=self._bounds[id] & MASK128,
-        max_price=self._bounds[id] >> 128,
+        min_price=bounds & MASK128,
+        max_price=bounds >> 128,
         decimals=self._log10(WAD // (weights >> 192)),
         w_init=weights & MASK64,
         w_maint=(weights >> 64) & MASK64,
@@ -574,7 +575,8 @@ def _seize(
          still holds any collateral.
     """
     weights: uint256 = self._weights[id]
-    price: uint256 = self._feed_price(id, True)[0] * self._store_rate(id, True) // WAD
+    rate: uint256 = self._store_rate(id, True)
+    price: uint256 = self._feed_price(id, True)[0] * rate // WAD
     assert price > 0, "collateral: rate"
     scale: uint256 = self.settlement_scale
     discount: uint256 = (weights >> 128) & MASK64

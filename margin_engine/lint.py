@@ -5,9 +5,8 @@ prints one line per finding and exits 1 when there is any. Rules:
 
 - ``pragma``: every ``.vy`` file declares ``# pragma version 0.4.3`` and
   ``# pragma nonreentrancy on`` as lines of their own among its first lines
-  (text in a docstring does not count). A test mock that must be re-entrant
-  (a token whose transfer hook re-enters it) says so with the line
-  ``# lint: reentrant mock`` instead of the second pragma.
+  (text in a docstring does not count). A function that must be re-entrant
+  opts out with ``@reentrant``.
 - ``token-call``: every ``extcall`` to ``transfer``, ``transferFrom`` or
   ``approve`` passes ``default_return_value=True`` (tokens such as USDT return
   nothing) and its result is asserted: ``assert extcall ...`` or assigned to a
@@ -49,7 +48,7 @@ def lint_source(source: str, path: str = "<source>") -> list[Finding]:
     head = [line.strip() for line in source.splitlines()[:5]]
     if "# pragma version 0.4.3" not in head:
         findings.append(Finding(path, 1, "pragma", "missing '# pragma version 0.4.3' in the first lines"))
-    if "# pragma nonreentrancy on" not in head and "# lint: reentrant mock" not in head:
+    if "# pragma nonreentrancy on" not in head:
         findings.append(Finding(path, 1, "pragma", "missing '# pragma nonreentrancy on' in the first lines"))
 
     module = vy_ast.parse_to_ast(source)

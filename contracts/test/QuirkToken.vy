@@ -1,5 +1,5 @@
 # pragma version 0.4.3
-# lint: reentrant mock
+# pragma nonreentrancy on
 """
 @title Quirk token: an ERC-20 with every token quirk (tests only, never deploy)
 @notice An ERC-20 with configurable decimals, an unrestricted `mint` and
@@ -28,10 +28,9 @@
        amount)` AFTER the balances are updated (an ERC-777-style callback).
        The hook may re-enter anything, this token included; its revert
        bubbles up and reverts the transfer.
-     Deliberately without the nonreentrancy pragma: the hook must be able to
-     re-enter (the token itself or its callers), so that the callers' own
-     locks are what the tests exercise. (margin_engine.lint only checks that
-     the pragma's text occurs, so the sentence above satisfies its rule.)
+     `transfer` and `transferFrom` are `@reentrant` (they take no lock while
+     the hook runs): the hook may re-enter the token itself or its callers,
+     so that the callers' own locks are what the tests exercise.
      An allowance of `max_value(uint256)` is infinite. `approve` always
      succeeds and returns `True`.
 """
@@ -84,6 +83,7 @@ def __init__(name_: String[64], symbol_: String[32], decimals_: uint8):
 
 
 @external
+@reentrant
 def transfer(to: address, amount: uint256) -> bool:
     """
     @dev Moves `amount` tokens from the caller to `to`, with the quirks on.
@@ -97,6 +97,7 @@ def transfer(to: address, amount: uint256) -> bool:
 
 
 @external
+@reentrant
 def transferFrom(owner: address, to: address, amount: uint256) -> bool:
     """
     @dev Moves `amount` tokens from `owner` to `to` using the caller's

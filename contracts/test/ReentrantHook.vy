@@ -1,5 +1,5 @@
 # pragma version 0.4.3
-# lint: reentrant mock
+# pragma nonreentrancy on
 """
 @title Re-entrant transfer hook: the attacker of the re-entrancy matrix (tests only, never deploy)
 @notice The `hook` of a QuirkToken (`set_hook`). On a transfer, when armed,
@@ -10,10 +10,9 @@
         completes and the test can assert that the re-entry reverted, and
         with which reason. Anyone can arm it and make it call anything:
         NEVER deploy it on a network with real value.
-@dev Deliberately without the nonreentrancy pragma: `on_token_transfer`
-     must run when the stored call (or `execute`) triggers another transfer
-     with the hook. (margin_engine.lint only checks that the pragma's text
-     occurs, so the sentence above satisfies its rule.) `on_token_transfer` never reverts (barring running out
+@dev `on_token_transfer` and `execute` are `@reentrant`: the hook must run
+     when the stored call (or `execute`) triggers another transfer with the
+     hook. `on_token_transfer` never reverts (barring running out
      of gas): a shot fires only when armed, and the arm is spent BEFORE the
      call, so a re-entry that transfers again does not recurse.
      Every invocation of `on_token_transfer` is recorded (`calls`, the
@@ -79,6 +78,7 @@ def disarm():
 
 
 @external
+@reentrant
 def on_token_transfer(caller: address, sender: address, receiver: address, amount: uint256):
     """
     @dev The token's transfer hook (called by the token after the balances
@@ -115,6 +115,7 @@ def on_token_transfer(caller: address, sender: address, receiver: address, amoun
 
 
 @external
+@reentrant
 def execute(target: address, data: Bytes[MAX_DATA]) -> Bytes[MAX_DATA]:
     """
     @dev Performs a call as this contract (e.g. `approve` or `deposit`

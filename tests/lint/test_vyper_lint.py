@@ -63,7 +63,3 @@ def test_lint__pragma_in_a_docstring__does_not_count():
     source = '# pragma version 0.4.3\n"""\nNot `# pragma nonreentrancy on`.\n"""\n@external\ndef f():\n    pass\n'
     assert rules(source) == ["pragma"]
 
-
-def test_lint__reentrant_mock_marker__accepted():
-    source = "# pragma version 0.4.3\n# lint: reentrant mock\n@external\ndef f():\n    pass\n"
-    assert rules(source) == []

@@ -165,7 +165,7 @@ def test_transfer_collateral__moves_between_sub_accounts(col, trader):
     ]
     assert col.engine.balance_of(trader, 0, col.wbtc.token) == 6 * 10**7
     assert col.engine.balance_of(trader, 3, col.wbtc.token) == 4 * 10**7
-    # the ledger total is unchanged; the isolated sub-account values its own
+    # the ledger total is unchanged; each sub-account values only its own
     assert col.manager.total_deposits(col.manager.asset_id(col.wbtc.token)) == 10**8
     assert col.engine.account(trader, 3).equity_maint == 4 * 10**7 * 10**10 * 60_000 * 80 // 100
 
