@@ -181,6 +181,7 @@ class LiquidatorBot:
         self._raw_rpc = True
         self._last_notified: int | None = None
         self._settlement: str | None = None
+        self._manager_contract: Any = None
         self._debtors: set[logic.Key] = set()
         """Accounts seen holding collateral with settlement debt: read by every
         scan until repaid (a flat one leaves the engine's list and the book)."""
@@ -504,8 +505,8 @@ class LiquidatorBot:
                 manager = self._manager()
                 for event in receipt.events.filter(manager.CollateralLiquidated):
                     seized, repaid = int(event.seized), int(event.repaid)
-            except Exception:  # noqa: BLE001 - the log is informative only
-                pass
+            except Exception as exc:  # noqa: BLE001 - the log is informative only
+                self.say(f"could not decode CollateralLiquidated of {owner}/{sub}: {exc}")
             report.collateral_liquidated.append((owner, sub, asset, seized, repaid))
             self.breaker.record_success()
             self.say(
@@ -515,7 +516,7 @@ class LiquidatorBot:
 
     def _manager(self) -> Any:
         """The engine's ``CollateralManager`` (``engine.COLLATERAL()``)."""
-        manager = getattr(self, "_manager_contract", None)
+        manager = self._manager_contract
         if manager is None:
             from ape import project
 
