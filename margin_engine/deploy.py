@@ -28,7 +28,8 @@ Order of operations:
    decimals)`` (for a vault share: a ``MockERC20`` underlying and
    ``MockERC4626(underlying, name, name)``), a ``MockAggregator`` when
    ``feed`` is ``None``, then ``configurator.list_collateral(asset, feed,
-   heartbeat, min_price, max_price, CollateralParams, vault, max_rate_growth)``;
+   heartbeat, min_price, max_price, CollateralParams, vault, max_rate_growth)``
+   (:func:`list_collateral`, which also lists an asset on an existing deployment);
 7. ``configurator.set_liquidation_params(...)``, ``configurator.set_reserve_factor(...)``
    and, when set, ``configurator.set_margin_params(upnl_haircut, transfer_margin_ratio)``
    and ``configurator.set_call_params(...)``;
@@ -46,13 +47,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from margin_engine.config import DeployConfig
+from margin_engine.config import CollateralAssetConfig, DeployConfig
 
 if TYPE_CHECKING:
     from ape.api import AccountAPI
     from ape.contracts import ContractInstance
 
-__all__ = ["Deployment", "deploy"]
+__all__ = ["Deployment", "deploy", "list_collateral"]
 
 
 @dataclass
@@ -119,6 +120,13 @@ def _echo(msg: str) -> None:
     print(msg, flush=True)
 
 
+def _ape_contracts(name: str) -> Any:
+    """The contract ``name`` of Ape's project."""
+    from ape import project
+
+    return getattr(project, name)
+
+
 def deploy(
     config: DeployConfig,
     deployer: AccountAPI,
@@ -140,11 +148,7 @@ def deploy(
         The :class:`Deployment` (contract instances and market ids).
     """
     if contracts is None:
-        from ape import project
-
-        def contracts(name: str) -> Any:
-            return getattr(project, name)
-
+        contracts = _ape_contracts
     say: Callable[[str], None] = log or (lambda _msg: None)
     tx = {"sender": deployer}
     deployer_address = getattr(deployer, "address", deployer)
@@ -231,44 +235,7 @@ def deploy(
 
     # 6. Collateral assets.
     for asset in config.collateral:
-        if asset.address is not None:
-            kind = "MockERC4626" if asset.vault else "MockERC20"
-            token = contracts(kind).at(asset.address, fetch_from_explorer=False)
-        elif asset.vault:
-            underlying = contracts("MockERC20").deploy(
-                asset.underlying_name, asset.underlying_name, asset.underlying_decimals, **tx
-            )
-            token = contracts("MockERC4626").deploy(underlying.address, asset.name, asset.name, **tx)
-            deployment.collateral_underlyings[asset.name] = underlying
-            deployment.mock_collaterals.add(asset.name)
-            say(f"MockERC20 {asset.underlying_name} ({asset.underlying_decimals} decimals): {underlying.address}")
-            say(f"MockERC4626 {asset.name}: {token.address}")
-        else:
-            token = contracts("MockERC20").deploy(asset.name, asset.name, asset.decimals, **tx)
-            deployment.mock_collaterals.add(asset.name)
-            say(f"MockERC20 {asset.name} ({asset.decimals} decimals): {token.address}")
-        if asset.feed is None:
-            priced = (asset.underlying_name or asset.name) if asset.vault else asset.name
-            feed = contracts("MockAggregator").deploy(asset.feed_decimals, asset.mock_answer(), **tx)
-            feed.set_description(f"{priced} / USD", **tx)
-            deployment.mock_collateral_feeds.add(asset.name)
-            say(f"MockAggregator {priced} / USD ({asset.mock_price}): {feed.address}")
-        else:
-            feed = contracts("MockAggregator").at(asset.feed, fetch_from_explorer=False)
-        configurator.list_collateral(
-            token.address,
-            feed.address,
-            asset.heartbeat,
-            asset.min_price,
-            asset.max_price,
-            asset.params(),
-            asset.vault,
-            asset.max_rate_growth,
-            **tx,
-        )
-        deployment.collaterals[asset.name] = token
-        deployment.collateral_feeds[asset.name] = feed
-        say(f"collateral {asset.name}: listed")
+        list_collateral(deployment, asset, log=log, contracts=contracts)
 
     # 7. Global risk parameters.
     configurator.set_liquidation_params(config.liquidation.params(), **tx)
@@ -289,3 +256,73 @@ def deploy(
         say(f"RISK_MANAGER_ROLE -> {roles.risk_manager} (deployer renounced)")
 
     return deployment
+
+
+def list_collateral(
+    deployment: Deployment,
+    asset: CollateralAssetConfig,
+    *,
+    log: Callable[[str], None] | None = _echo,
+    contracts: Callable[[str], Any] | None = None,
+) -> ContractInstance:
+    """Lists one collateral asset on a deployment (step 6 of :func:`deploy`).
+
+    Deploys its mock token (and the underlying of a mock vault share) when
+    ``address`` is ``None`` and its ``MockAggregator`` when ``feed`` is
+    ``None``, calls ``configurator.list_collateral`` as the deployment's
+    deployer (who must hold ``DEFAULT_ADMIN_ROLE`` on the configurator), and
+    records the token and the feed in ``deployment.collaterals`` and
+    ``deployment.collateral_feeds`` (``deployment.config`` is left as it was).
+
+    Args:
+        deployment: the deployment to list the asset on.
+        asset: the asset's configuration.
+        log: progress printer (``None`` for silence).
+        contracts: contract name -> deployer, as for :func:`deploy`.
+
+    Returns:
+        The listed token.
+    """
+    if contracts is None:
+        contracts = _ape_contracts
+    say: Callable[[str], None] = log or (lambda _msg: None)
+    tx = {"sender": deployment.deployer}
+    if asset.address is not None:
+        kind = "MockERC4626" if asset.vault else "MockERC20"
+        token = contracts(kind).at(asset.address, fetch_from_explorer=False)
+    elif asset.vault:
+        underlying = contracts("MockERC20").deploy(
+            asset.underlying_name, asset.underlying_name, asset.underlying_decimals, **tx
+        )
+        token = contracts("MockERC4626").deploy(underlying.address, asset.name, asset.name, **tx)
+        deployment.collateral_underlyings[asset.name] = underlying
+        deployment.mock_collaterals.add(asset.name)
+        say(f"MockERC20 {asset.underlying_name} ({asset.underlying_decimals} decimals): {underlying.address}")
+        say(f"MockERC4626 {asset.name}: {token.address}")
+    else:
+        token = contracts("MockERC20").deploy(asset.name, asset.name, asset.decimals, **tx)
+        deployment.mock_collaterals.add(asset.name)
+        say(f"MockERC20 {asset.name} ({asset.decimals} decimals): {token.address}")
+    if asset.feed is None:
+        priced = (asset.underlying_name or asset.name) if asset.vault else asset.name
+        feed = contracts("MockAggregator").deploy(asset.feed_decimals, asset.mock_answer(), **tx)
+        feed.set_description(f"{priced} / USD", **tx)
+        deployment.mock_collateral_feeds.add(asset.name)
+        say(f"MockAggregator {priced} / USD ({asset.mock_price}): {feed.address}")
+    else:
+        feed = contracts("MockAggregator").at(asset.feed, fetch_from_explorer=False)
+    deployment.configurator.list_collateral(
+        token.address,
+        feed.address,
+        asset.heartbeat,
+        asset.min_price,
+        asset.max_price,
+        asset.params(),
+        asset.vault,
+        asset.max_rate_growth,
+        **tx,
+    )
+    deployment.collaterals[asset.name] = token
+    deployment.collateral_feeds[asset.name] = feed
+    say(f"collateral {asset.name}: listed")
+    return token
