@@ -2,9 +2,20 @@
 
 An LP funds the vault; alice buys BTC at 8x leverage and bob sells some; the
 BTC price falls in steps and, at each step, a table shows every account's
-health. alice goes from HEALTHY to MARGIN_CALL to LIQUIDATABLE, a liquidator
-closes part of her position (twice), the insurance fund grows, and the run ends
-with the final accounts, the vault and a custody check.
+health. alice goes from HEALTHY to MARGIN_CALL to LIQUIDATABLE, the
+liquidator's bot closes part of her position (twice), the insurance fund
+grows, and the act ends with the final accounts, the vault and a custody
+check.
+
+A second deployment with the risk model on (``risk_config()``) then shows size
+tiers, a volatility shock (IM at once, MM ramping) and a margin call.
+
+Last, back on the first deployment, the admin lists WETH as a collateral asset
+(``deploy.list_collateral``). erin deposits WETH only and buys BTC; a realised
+loss leaves her a USDC debt backed by the WETH, a fall of ETH makes her
+LIQUIDATABLE, and a keeper repays part of the debt from its sub-account 0 for
+WETH at a discount (``liquidate_collateral``), which brings her back above the
+maintenance margin. Custody checks for USDC and WETH close the run.
 
 Everything is read back from the contracts (no number is precomputed here), so
 the script doubles as a smoke test of the deployment: it raises
@@ -22,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from margin_engine.config import default_config, risk_config
+from margin_engine.config import CollateralAssetConfig, default_config, risk_config
 from margin_engine.model import HEALTHY, LIQUIDATABLE, MARGIN_CALL, STATUS_NAMES
 from margin_engine.report import (
     WAD,
@@ -66,6 +77,7 @@ class _Ctx:
     admin: Any
     decimals: int
     params: Any  # the market's MarketConfig
+    system: Any  # the Deployment (configurator, collateral manager, listed assets)
     actors: dict[str, Any] = field(default_factory=dict)  # name -> account, table order
 
     def usdc_amount(self, whole: int) -> int:
@@ -92,18 +104,34 @@ def _step(ctx: _Ctx, title: str, text: str) -> None:
     _say(ctx.echo, text)
 
 
-def _set_price(ctx: _Ctx, usd: int) -> None:
-    answer = usd * 10 ** int(ctx.feed.decimals())
-    ctx.feed.set_answer(answer, sender=ctx.admin)
+def _set_price(ctx: _Ctx, usd: int, feed: Any = None) -> None:
+    """The admin publishes `usd` on `feed` (default: the market's)."""
+    feed = ctx.feed if feed is None else feed
+    feed.set_answer(usd * 10 ** int(feed.decimals()), sender=ctx.admin)
 
 
-def _deposit(ctx: _Ctx, name: str, whole: int) -> None:
+def _deposit(ctx: _Ctx, name: str, whole: int, asset: str | None = None) -> None:
+    """`name` mints `whole` tokens of USDC (or of the listed `asset`) and
+    deposits them into sub-account 0."""
     account = ctx.actors[name]
-    amount = ctx.usdc_amount(whole)
-    ctx.usdc.mint(account, amount, sender=account)
-    ctx.usdc.approve(ctx.engine, amount, sender=account)
-    ctx.engine.deposit(0, ctx.usdc, amount, sender=account)
-    ctx.echo(f"   {name} deposits {ctx.tokens(amount)} USDC")
+    token = ctx.usdc if asset is None else ctx.system.collaterals[asset]
+    amount = whole * 10 ** int(token.decimals())
+    token.mint(account, amount, sender=account)
+    token.approve(ctx.engine, amount, sender=account)
+    ctx.engine.deposit(0, token, amount, sender=account)
+    ctx.echo(f"   {name} deposits {_amount(ctx, amount, asset)}")
+
+
+def _units(ctx: _Ctx, amount: int, asset: str | None = None, signed: bool = False) -> str:
+    """Token units of USDC (2 decimals) or of the listed `asset` (4 decimals)."""
+    if asset is None:
+        return ctx.tokens(amount, signed)
+    return fmt_tokens(amount, int(ctx.system.collaterals[asset].decimals()), 4, signed)
+
+
+def _amount(ctx: _Ctx, amount: int, asset: str | None = None, signed: bool = False) -> str:
+    """:func:`_units` with the symbol: ``5.0000 WETH``."""
+    return f"{_units(ctx, amount, asset, signed)} {asset or 'USDC'}"
 
 
 def _trade(ctx: _Ctx, name: str, size_delta: int) -> None:
@@ -203,57 +231,81 @@ def _liquidate(ctx: _Ctx, liquidator_name: str, name: str) -> None:
 # --------------------------------------------------------------------------
 
 
-def _health_table(ctx: _Ctx) -> dict[str, int]:
-    """Prints every account's health; returns each account's status code."""
-    headers = [
-        "account",
-        "position",
-        "collateral",
-        "equity",
-        "IM req.",
-        "MM req.",
-        "margin ratio",
-        "status",
-        "liq. price",
-    ]
+def _health_table(ctx: _Ctx, names: list[str] | None = None, asset: str | None = None) -> dict[str, int]:
+    """Prints the health of every account (or of `names`); returns each one's status code.
+
+    With `asset` (a listed collateral asset) the table shows each account's
+    balance of it and its value at w_init and at w_maint (as the engine
+    counts it, from the lens) instead of the liquidation price.
+    """
+    headers = ["account", "position", "USDC" if asset else "collateral"]
+    if asset:
+        headers += [asset, "at w_init", "at w_maint"]
+    headers += ["equity", "IM req.", "MM req.", "margin ratio", "status"]
+    if not asset:
+        headers.append("liq. price")
     rows = []
     statuses: dict[str, int] = {}
-    for name, account in ctx.actors.items():
+    for name in names or list(ctx.actors):
+        account = ctx.actors[name]
         state = ctx.engine.account(account, 0)
         pos = ctx.engine.position(account, 0, ctx.market)
         balance = int(ctx.engine.balance_of(account, 0, ctx.usdc))
-        liq = int(ctx.lens.liquidation_price(account, 0, ctx.market)) if pos.size != 0 else 0
         status = int(state.status)
         statuses[name] = status
-        rows.append(
-            [
-                name,
-                fmt_size(int(pos.size), MARKET),
-                ctx.tokens(balance),
-                fmt_wad(state.equity_maint),
-                fmt_wad(state.im_required),
-                fmt_wad(state.mm_required),
-                fmt_ratio(int(state.equity_maint), int(state.mm_required)),
-                STATUS_NAMES[status],
-                fmt_wad(liq) if liq else "-",
-            ]
-        )
+        row = [name, fmt_size(int(pos.size), MARKET), ctx.tokens(balance)]
+        if asset:
+            units, value_init, value_maint = _holding(ctx, account, asset)
+            row += [_units(ctx, units, asset), fmt_wad(value_init), fmt_wad(value_maint)]
+        row += [
+            fmt_wad(state.equity_maint),
+            fmt_wad(state.im_required),
+            fmt_wad(state.mm_required),
+            fmt_ratio(int(state.equity_maint), int(state.mm_required)),
+            STATUS_NAMES[status],
+        ]
+        if not asset:
+            liq = int(ctx.lens.liquidation_price(account, 0, ctx.market)) if pos.size != 0 else 0
+            row.append(fmt_wad(liq) if liq else "-")
+        rows.append(row)
     price, _ok = ctx.engine.oracle_price(ctx.market)
-    ctx.echo(f"   {MARKET} = {fmt_wad(price)} USD. Account health (USD):")
-    ctx.echo(render_table(headers, rows, align="llrrrrrlr", indent="   "))
+    prices = f"{MARKET} = {fmt_wad(price)} USD"
+    if asset:
+        asset_price, _ok = ctx.system.collateral.collateral_price(ctx.system.collaterals[asset])
+        prices += f", {asset} = {fmt_wad(asset_price)} USD"
+    ctx.echo(f"   {prices}. Account health (USD):")
+    align = "llr" + ("rrr" if asset else "") + "rrrrl" + ("" if asset else "r")
+    ctx.echo(render_table(headers, rows, align=align, indent="   "))
     return statuses
+
+
+def _holding(ctx: _Ctx, account: Any, asset: str) -> tuple[int, int, int]:
+    """An account's balance of the listed `asset` (token units) and its value at
+    w_init and at w_maint (WAD USD), from the lens's ``collateral_of``."""
+    token = str(ctx.system.collaterals[asset].address)
+    for holding in ctx.lens.collateral_of(account, 0):
+        if str(holding.asset) == token:
+            return int(holding.balance), int(holding.value_init), int(holding.value_maint)
+    return 0, 0, 0
 
 
 def _explain(ctx: _Ctx, name: str) -> None:
     state = ctx.engine.account(ctx.actors[name], 0)
     status = int(state.status)
     equity, im, mm = fmt_wad(state.equity_maint), fmt_wad(state.im_required), fmt_wad(state.mm_required)
+    # IM is held against equity_init (collateral assets at w_init), MM against
+    # equity_maint (at w_maint); without collateral assets they are the same.
+    if int(state.equity_init) == int(state.equity_maint):
+        equity_init, but = equity, "but"
+    else:
+        equity_init, but = f"{fmt_wad(state.equity_init)} (at w_init)", f"but {equity} (at w_maint) is"
+        equity += " (at w_maint)"
     if status == HEALTHY:
-        text = f"{name} is HEALTHY: equity {equity} covers the initial margin {im}."
+        text = f"{name} is HEALTHY: equity {equity_init} covers the initial margin {im}."
     elif status == MARGIN_CALL:
         text = (
-            f"{name} is in MARGIN_CALL: equity {equity} is below the initial margin {im} "
-            f"but above the maintenance margin {mm}. She can no longer open, increase or "
+            f"{name} is in MARGIN_CALL: equity {equity_init} is below the initial margin {im} "
+            f"{but} above the maintenance margin {mm}. She can no longer open, increase or "
             "withdraw; she may add collateral or reduce. Nobody can liquidate her yet."
         )
     elif status == LIQUIDATABLE:
@@ -280,20 +332,31 @@ def _vault_state(ctx: _Ctx) -> None:
     ctx.echo(f"   insurance fund       {ctx.tokens(int(ctx.engine.insurance_fund()))} USDC")
 
 
-def _custody_check(ctx: _Ctx) -> None:
-    held = int(ctx.usdc.balanceOf(ctx.engine))
-    balances = sum(int(ctx.engine.balance_of(a, 0, ctx.usdc)) for a in ctx.actors.values())
-    insurance = int(ctx.engine.insurance_fund())
-    vault_assets = int(ctx.engine.vault_assets())
-    _say(
-        ctx.echo,
-        f"custody check: the engine holds {ctx.tokens(held)} USDC = accounts {ctx.tokens(balances)}"
-        f" + insurance {ctx.tokens(insurance)} + vault {ctx.tokens(vault_assets)}",
-    )
-    if held != balances + insurance + vault_assets:
-        raise DemoError(
-            f"custody mismatch: held {held} != {balances} + {insurance} + {vault_assets}"
-        )
+def _custody_check(ctx: _Ctx, asset: str | None = None) -> None:
+    """The engine's token balance equals its ledgers: for USDC the accounts'
+    balances (debts negative), the insurance fund and the vault's assets; for
+    a listed `asset` the manager's total deposits, itself the sum of the
+    accounts' balances."""
+    token = ctx.usdc if asset is None else ctx.system.collaterals[asset]
+    held = int(token.balanceOf(ctx.engine))
+    balances = {name: int(ctx.engine.balance_of(a, 0, token)) for name, a in ctx.actors.items()}
+    if asset is None:
+        parts = {
+            "accounts": sum(balances.values()),
+            "insurance": int(ctx.engine.insurance_fund()),
+            "vault": int(ctx.engine.vault_assets()),
+        }
+        detail = ""
+    else:
+        parts = {"the manager's total deposits": int(ctx.system.collateral.collateral(token).total)}
+        holders = " + ".join(f"{name} {_units(ctx, b, asset)}" for name, b in balances.items() if b)
+        detail = f" ({holders})"
+        if sum(balances.values()) != sum(parts.values()):
+            raise DemoError(f"{asset} ledger mismatch: accounts {balances} != {parts}")
+    terms = " + ".join(f"{label} {_units(ctx, value, asset)}" for label, value in parts.items())
+    _say(ctx.echo, f"custody check: the engine holds {_amount(ctx, held, asset)} = {terms}{detail}")
+    if held != sum(parts.values()):
+        raise DemoError(f"{asset or 'USDC'} custody mismatch: held {held} != {parts}")
 
 
 def _expect(statuses: dict[str, int], name: str, allowed: set[int], when: str) -> None:
@@ -313,7 +376,7 @@ def run_demo(echo: Echo = print) -> None:
 
     from margin_engine.deploy import deploy
 
-    admin, lp, alice, bob, liquidator, carol, dave, keeper = accounts.test_accounts[:8]
+    admin, lp, alice, bob, liquidator, carol, dave, keeper, erin = accounts.test_accounts[:9]
     config = default_config()
     params = next(m for m in config.markets if m.name == MARKET)
     liq = config.liquidation
@@ -350,6 +413,7 @@ def run_demo(echo: Echo = print) -> None:
         admin=admin,
         decimals=int(system.settlement.decimals()),
         params=params,
+        system=system,
         actors={"alice": alice, "bob": bob, "liquidator": liquidator},
     )
 
@@ -431,9 +495,14 @@ def run_demo(echo: Echo = print) -> None:
     )
     _vault_state(ctx)
     _custody_check(ctx)
-    _risk_act(echo, admin, lp, carol, dave, keeper, first_step=len(PRICE_PATH) + 6)
+    next_step = _risk_act(echo, admin, lp, carol, dave, keeper, first_step=len(PRICE_PATH) + 6)
+    ctx.actors.update(erin=erin, keeper=keeper)
+    _collateral_act(ctx, first_step=next_step)
     echo("")
-    echo(f"Done: {liquidations} liquidation(s) and a margin call, chain at block {chain.blocks.height}.")
+    echo(
+        f"Done: {liquidations} liquidation(s), a margin call and a collateral liquidation,"
+        f" chain at block {chain.blocks.height}."
+    )
 
 
 def _pct(wad: int) -> str:
@@ -466,9 +535,10 @@ DAVE_DEPOSIT = 20_000
 SHOCK = [63_600, 59_800, 64_000, 59_500, 63_500, 60_000]  # hourly closes, about +-6 %
 
 
-def _risk_act(echo: Echo, admin: Any, lp: Any, carol: Any, dave: Any, keeper: Any, first_step: int) -> None:
+def _risk_act(echo: Echo, admin: Any, lp: Any, carol: Any, dave: Any, keeper: Any, first_step: int) -> int:
     """A deployment with the risk model on (``risk_config()``): size tiers, a
-    volatility shock that raises IM at once while MM ramps, and a margin call."""
+    volatility shock that raises IM at once while MM ramps, and a margin call.
+    Returns the next step number."""
     from ape import chain
 
     from margin_engine.deploy import deploy
@@ -589,4 +659,200 @@ def _risk_act(echo: Echo, admin: Any, lp: Any, carol: Any, dave: Any, keeper: An
     )
     if int(state.status) >= LIQUIDATABLE or int(event.size_closed) != WAD // 4:
         raise DemoError("the margin call should close a quarter and leave dave above MM")
+    return first_step + 4
+
+
+# --------------------------------------------------------------------------
+#                    Third act: a multi-collateral account
+# --------------------------------------------------------------------------
+
+ASSET = "WETH"
+WETH_CONFIG = CollateralAssetConfig(
+    name=ASSET,
+    decimals=18,
+    mock_price=Decimal(3_000),
+    feed_decimals=8,
+    heartbeat=3_600,
+    min_price=30 * WAD,
+    max_price=300_000 * WAD,
+    w_init=80 * WAD // 100,
+    w_maint=85 * WAD // 100,
+    discount=5 * WAD // 100,
+    cap=10_000 * WAD,
+)
+ERIN_WETH = 5  # whole WETH (15,000 USD at 3,000), and no USDC
+ERIN_SIZE = WAD  # +1 BTC at BTC_OPEN
+ERIN_CUT = -WAD // 2  # she halves it in the margin call
+BTC_OPEN, BTC_LOW = 60_000, 52_000
+WETH_LOW = 2_150  # then ETH falls: just below her maintenance margin
+KEEPER_FUNDS = 5_000  # USDC in the keeper's sub-account 0
+# Sent with an explicit gas limit: where Ape estimates the gas, its estimate
+# for `liquidate_collateral` (engine -> manager -> engine views and
+# manager.value, then two `settle_collateral` calls) leaves no room for the
+# 63/64 rule of nested calls, and the transaction runs out of gas in a nested
+# frame. The call itself uses under 200,000.
+COLLATERAL_LIQUIDATION_GAS = 1_000_000
+
+
+def _collateral_act(ctx: _Ctx, first_step: int) -> None:
+    """Back on the first deployment: the admin lists WETH, erin trades BTC on
+    WETH alone, a loss leaves her with a USDC debt backed by the WETH, a fall
+    of ETH makes her liquidatable and the keeper repays part of the debt for
+    WETH at a discount (``liquidate_collateral``)."""
+    from margin_engine.deploy import list_collateral
+
+    manager = ctx.system.collateral
+    _step(
+        ctx,
+        f"{first_step}. Multi-collateral: the admin lists {ASSET}",
+        f"Back on the first deployment. Besides USDC, an account may hold any asset the admin"
+        f" lists, each on its own oracle; it counts at its price times a weight. The admin lists"
+        f" {ASSET} (a mock 18-decimal token on a mock feed) with `configurator.list_collateral`:",
+    )
+    weth = list_collateral(ctx.system, WETH_CONFIG, log=lambda msg: ctx.echo(f"     {msg}"))
+    feed = ctx.system.collateral_feeds[ASSET]
+    listed = manager.collateral(weth)
+    _say(
+        ctx.echo,
+        f"{ASSET} counts at w_init {_pct(listed.w_init)} of its value towards the initial margin"
+        f" (opening, withdrawing) and at w_maint {_pct(listed.w_maint)} towards the maintenance"
+        f" margin; a liquidator repaying a debt receives it at a {_pct(listed.discount)} discount;"
+        f" at most {_amount(ctx, int(listed.cap), ASSET)} may be deposited in all.",
+    )
+
+    _step(
+        ctx,
+        f"{first_step + 1}. erin trades on {ASSET} alone",
+        f"{MARKET} is back at {BTC_OPEN:,}. erin deposits {ERIN_WETH} {ASSET} and no USDC, then buys"
+        f" {fmt_size(ERIN_SIZE, MARKET, 1, signed=False)}. Losses, fees and funding are paid in"
+        " USDC, so the fee already leaves her USDC balance negative: a debt, backed by her"
+        f" {ASSET}.",
+    )
+    _set_price(ctx, BTC_OPEN)
+    _deposit(ctx, "erin", ERIN_WETH, ASSET)
+    _trade(ctx, "erin", ERIN_SIZE)
+    statuses = _health_table(ctx, ["erin"], ASSET)
+    _expect(statuses, "erin", {HEALTHY}, "after opening on WETH")
+    opening_debt = _debt(ctx, "erin")
+    _explain(ctx, "erin")
+    free = int(ctx.lens.max_withdraw(ctx.actors["erin"], 0, weth))
+    ctx.echo(f"      She could still withdraw {_amount(ctx, free, ASSET)} (the lens's `max_withdraw`).")
+
+    _step(
+        ctx,
+        f"{first_step + 2}. {MARKET} falls to {BTC_LOW:,}: erin halves her position",
+        f"In the margin call she sells half her long: the loss on that half is realised, in USDC"
+        f" she does not have, so her debt grows; her {ASSET} still backs it.",
+    )
+    _set_price(ctx, BTC_LOW)
+    _expect(_health_table(ctx, ["erin"], ASSET), "erin", {MARGIN_CALL}, f"at {MARKET} {BTC_LOW}")
+    _trade(ctx, "erin", ERIN_CUT)
+    _expect(_health_table(ctx, ["erin"], ASSET), "erin", {HEALTHY, MARGIN_CALL}, "after halving")
+    _explain(ctx, "erin")
+    if _debt(ctx, "erin") <= opening_debt:
+        raise DemoError("the realised loss should have grown erin's debt")
+
+    _step(
+        ctx,
+        f"{first_step + 3}. ETH falls to {WETH_LOW:,}",
+        f"Her {ASSET} is worth less: her equity falls below the maintenance margin.",
+    )
+    _set_price(ctx, WETH_LOW, feed)
+    statuses = _health_table(ctx, ["erin"], ASSET)
+    _expect(statuses, "erin", {LIQUIDATABLE}, f"at ETH {WETH_LOW}")
+    debt = _debt(ctx, "erin")
+    _explain(ctx, "erin")
+    units, _value_init, value_maint = _holding(ctx, ctx.actors["erin"], ASSET)
+    _say(
+        ctx.echo,
+        f"Her debt: {_amount(ctx, debt)}, backed by {_amount(ctx, units, ASSET)} that count"
+        f" {fmt_wad(value_maint)} USD at w_maint.",
+        first="      ",
+        rest="      ",
+    )
+
+    _step(
+        ctx,
+        f"{first_step + 4}. The keeper liquidates {ASSET}",
+        f"The keeper repays part of erin's debt from its own sub-account 0 and receives her {ASSET}"
+        f" at the oracle price less the {_pct(listed.discount)} discount (`liquidate_collateral`),"
+        " never more than brings her equity back to MM x"
+        f" {1 + Decimal(int(ctx.engine.liquidation_params().buffer)) / WAD:g}. No token moves:"
+        " both sides are booked in the engine.",
+    )
+    _deposit(ctx, "keeper", KEEPER_FUNDS)
+    repaid = _liquidate_collateral(ctx, "keeper", "erin", ASSET, debt)
+    statuses = _health_table(ctx, ["erin", "keeper"], ASSET)
+    _expect(statuses, "erin", {HEALTHY, MARGIN_CALL}, "after the collateral liquidation")
+    if repaid >= debt:
+        raise DemoError("the repayment should stop at MM x (1 + buffer), short of the whole debt")
+    _explain(ctx, "erin")
+    _say(
+        ctx.echo,
+        "She is above the maintenance margin again: her position stays open, no position"
+        " liquidation is needed.",
+        first="      ",
+        rest="      ",
+    )
+
+    _step(
+        ctx,
+        f"{first_step + 5}. Custody",
+        f"The engine holds every token; the collateral manager keeps the {ASSET} ledger.",
+    )
+    _custody_check(ctx)
+    _custody_check(ctx, ASSET)
+
+
+def _debt(ctx: _Ctx, name: str) -> int:
+    """`name`'s settlement debt (USDC units); raises DemoError when there is none."""
+    debt = -int(ctx.engine.balance_of(ctx.actors[name], 0, ctx.usdc))
+    if debt <= 0:
+        raise DemoError(f"{name} should owe USDC, her balance is {-debt}")
+    return debt
+
+
+def _liquidate_collateral(ctx: _Ctx, keeper_name: str, name: str, asset: str, max_repay: int) -> int:
+    """`keeper_name` repays up to `max_repay` of `name`'s debt for `asset`
+    (``liquidate_collateral``); prints the manager's ``CollateralLiquidated``
+    event, checks that both accounts' balances moved by exactly what it says
+    and returns the amount repaid (USDC units)."""
+    owner, keeper = ctx.actors[name], ctx.actors[keeper_name]
+    token = ctx.system.collaterals[asset]
+    manager = ctx.system.collateral
+
+    def balances() -> tuple[int, int, int, int]:
+        return (
+            int(ctx.engine.balance_of(owner, 0, ctx.usdc)),
+            int(ctx.engine.balance_of(owner, 0, token)),
+            int(ctx.engine.balance_of(keeper, 0, ctx.usdc)),
+            int(ctx.engine.balance_of(keeper, 0, token)),
+        )
+
+    before = balances()
+    price, _ok = manager.collateral_price(token)
+    discount = int(manager.collateral(token).discount)
+    receipt = ctx.engine.liquidate_collateral(
+        owner, 0, token, max_repay, sender=keeper, gas=COLLATERAL_LIQUIDATION_GAS
+    )
+    events = receipt.events.filter(manager.CollateralLiquidated)
+    if len(events) != 1:
+        raise DemoError(f"expected one CollateralLiquidated event, got {len(events)}")
+    event = events[0]
+    seized, repaid = int(event.seized), int(event.repaid)
+    worth = seized * 10 ** (18 - int(token.decimals())) * int(price) // WAD  # WAD USD
+    paid = repaid * 10 ** (18 - ctx.decimals)  # WAD USD
+    left = _amount(ctx, -(before[0] + repaid))
+    ctx.echo(f"   {keeper_name} liquidates {name}'s {asset} (from the CollateralLiquidated event):")
+    ctx.echo(f"     repaid           {_amount(ctx, repaid)} of {_amount(ctx, -before[0])} debt ({left} left)")
+    ctx.echo(f"     seized           {_amount(ctx, seized, asset)}, worth {fmt_wad(worth)} USD at {fmt_wad(price)}")
+    ctx.echo(
+        f"     discount         {_pct(discount)}: {keeper_name} paid {fmt_wad(paid)} USD,"
+        f" {fmt_wad(worth - paid)} below the oracle value"
+    )
+    after = balances()
+    expected = (before[0] + repaid, before[1] - seized, before[2] - repaid, before[3] + seized)
+    if seized <= 0 or repaid <= 0 or after != expected:
+        raise DemoError(f"collateral liquidation: balances {before} -> {after}, event {seized=} {repaid=}")
+    return repaid
 
