@@ -514,15 +514,16 @@ def position_value(
 
 
 def account_status(
-    equity_init: int, equity_maint: int, im_required: int, mm_required: int, has_positions: bool
+    equity_init: int, equity_maint: int, im_required: int, mm_required: int, has_positions: bool, balance: int
 ) -> int:
     """Status from the four margin numbers (spec: Account state).
 
-    ``equity_maint`` equals the balance (plus the collateral's maintenance
-    value) when there are no positions, so the first rule ("no positions and
-    balance >= 0") is ``equity_maint >= 0``.
+    The first rule is on the settlement ``balance`` itself ("no positions and
+    balance >= 0"): a flat account with a debt backed by collateral goes on
+    to the other rules (MARGIN_CALL when its ``equity_init`` is negative,
+    though its ``equity_maint`` is not).
     """
-    if not has_positions and equity_maint >= 0:
+    if not has_positions and balance >= 0:
         return HEALTHY
     if equity_maint < 0:
         return BANKRUPT
@@ -582,7 +583,7 @@ def account_state(
     value_init, value_maint = collateral
     equity = balance_tokens * scale + upnl + value_maint
     equity_init = equity - (value_maint - value_init) - mul_div_up(max(upnl, 0), upnl_haircut, WAD)
-    status = account_status(equity_init, equity, im_required, mm_required, len(positions) > 0)
+    status = account_status(equity_init, equity, im_required, mm_required, len(positions) > 0, balance_tokens)
     return AccountState(
         equity_init=equity_init,
         equity_maint=equity,
