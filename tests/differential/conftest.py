@@ -6,6 +6,11 @@ titanoboa environment; a test rolls its changes back with `system.env.anchor()`.
 `risk_boa_system(decimals)` is the same with a third market at $0.37 (so
 positions can be sized to any notional wei) for test_risk_vs_engine.py.
 
+`collateral_boa_system(decimals)` is `tests/fuzz/boa_system.deployed_system`
+with the collateral assets listed (WETH, WBTC and the ERC-4626 share yUSD),
+for test_collateral_vs_engine.py: the same deployment (and environment) as
+the stateful collateral machines', which roll it back the same way.
+
 Hypothesis: by default the random differential runs 50 examples per
 settlement decimals (about a minute), the risk-model tests 8 to 20 each
 (about a minute in all). `DIFFERENTIAL_NO_SHRINK=1` reports a risk-model
@@ -13,12 +18,18 @@ failure as found (shrinking a stateful failure can take minutes). `HYPOTHESIS_PR
 `--hypothesis-profile fuzz`) runs the `fuzz` profile's example count instead;
 the profile is registered here unless another conftest already did
 (tests/fuzz registers the same one). No profile is loaded globally: the
-tests apply the count explicitly.
+tests apply the count explicitly. The collateral differential runs 10
+examples per settlement decimals plus its named scenarios (about 25 s with
+the deployment).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -72,3 +83,29 @@ def risk_boa_system() -> Callable[[int], Any]:
         return cache[decimals]
 
     return get
+
+
+def _fuzz_boa_system() -> ModuleType:
+    """tests/fuzz/boa_system.py as the module `boa_system` (the name the fuzz
+    tests import it by, so a run collecting both folders loads it once)."""
+    module = sys.modules.get("boa_system")
+    if module is None:
+        path = Path(__file__).resolve().parents[1] / "fuzz" / "boa_system.py"
+        spec = importlib.util.spec_from_file_location("boa_system", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["boa_system"] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def collateral_boa_system() -> Callable[[int], Any]:
+    """collateral_boa_system(decimals) -> (env, system): the system of
+    `boa_system.deploy_system(decimals, collateral=True)` (vault funded with
+    1,000,000 tokens; WETH, WBTC and yUSD over USDX listed), deployed once in
+    its own titanoboa environment. A test enters `boa.swap_env(env)` and
+    `env.anchor()`, and leaves both."""
+    deployed_system = _fuzz_boa_system().deployed_system
+    # Called as the stateful machines call it: one cached deployment for both.
+    return lambda decimals: deployed_system(decimals, vault_funding=1_000_000, collateral=True)

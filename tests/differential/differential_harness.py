@@ -19,6 +19,7 @@ from the model's state, so any generated sequence is meaningful in any state.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_abi import decode as abi_decode
+from hypothesis import settings
 
 from margin_engine.config import DeployConfig, RolesConfig, default_config
 from margin_engine.deploy import deploy
@@ -69,6 +71,17 @@ MAX_RATE_STEP = WAD // 20  # EngineConfigurator
 ERROR_SELECTOR = bytes.fromhex("08c379a0")
 # The mock token's revert when the engine sends more than it holds.
 INSOLVENT_TRANSFER = "erc20: transfer amount exceeds balance"
+def examples(default: int) -> int:
+    """`default`, or the example count of the profile selected with
+    HYPOTHESIS_PROFILE or --hypothesis-profile (e.g. `fuzz`)."""
+    selected = os.environ.get("HYPOTHESIS_PROFILE")
+    if selected:
+        return settings.get_profile(selected).max_examples
+    if settings.get_current_profile_name() != "default":
+        return settings.default.max_examples
+    return default
+
+
 class Reverted(Exception):
     """A contract call reverted; ``reason`` is its revert string ('' if none)."""
 

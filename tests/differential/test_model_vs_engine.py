@@ -21,28 +21,16 @@ divergences from the spec are pinned by the strict-xfail tests at the end.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from differential_harness import BUY_ANY, Differential, Reverted, model_for, play, system_config
+from differential_harness import BUY_ANY, Differential, Reverted, examples, model_for, play, system_config
 from margin_engine.model import ModelRevert
 
 BTC, ETH = 0, 1
 TRADERS = 3
 
-
-def _examples(default: int) -> int:
-    """`default`, or the example count of the profile selected with
-    HYPOTHESIS_PROFILE or --hypothesis-profile (e.g. `fuzz`)."""
-    selected = os.environ.get("HYPOTHESIS_PROFILE")
-    if selected:
-        return settings.get_profile(selected).max_examples
-    if settings.get_current_profile_name() != "default":
-        return settings.default.max_examples
-    return default
 
 
 # --------------------------------------------------------------------------
@@ -117,7 +105,7 @@ scenario = st.tuples(setup, st.lists(operation, min_size=1, max_size=14), st.lis
 
 @pytest.mark.parametrize("decimals", [6, 18])
 @settings(
-    max_examples=_examples(50),
+    max_examples=examples(50),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -23,7 +23,7 @@ in force). Checkpoints compare every account, position and market.
   contracts (first flag accrues funding, no ramp without open interest,
   removing volatility does not flag, a static mmr rise flags).
 
-Example counts: `_examples` (the `fuzz` profile of HYPOTHESIS_PROFILE runs more).
+Example counts: `examples` (the `fuzz` profile of HYPOTHESIS_PROFILE runs more).
 """
 
 from __future__ import annotations
@@ -35,10 +35,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from differential_harness import PPM, Differential, run, tokens
+from differential_harness import PPM, Differential, examples, run, tokens
 from margin_engine import volatility
 from margin_engine.model import LIQUIDATABLE, WAD, in_call_band, mul_div_up
-from test_model_vs_engine import _examples
 
 BTC, ETH, DOGE = 0, 1, 2
 MARKETS = (BTC, ETH, DOGE)
@@ -52,7 +51,7 @@ def _settings(default: int) -> settings:
     if os.environ.get("DIFFERENTIAL_NO_SHRINK"):  # while debugging: report the first failure as found
         extra["phases"] = [Phase.explicit, Phase.reuse, Phase.generate]
     return settings(
-        max_examples=_examples(default),
+        max_examples=examples(default),
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         **extra,
