@@ -75,6 +75,7 @@ import os
 from typing import Any, Callable
 
 import boa
+import pytest
 from eth_utils import to_checksum_address
 from boa_system import (
     BTC,
@@ -2003,5 +2004,11 @@ def _collateral_settings() -> settings:
 
 TestCollateralStateful6Decimals = CollateralMachine.TestCase
 TestCollateralStateful6Decimals.settings = _collateral_settings()
-TestCollateralStateful18Decimals = CollateralMachine18.TestCase
+# The 18-decimal collateral machine runs in the long profiles only: the
+# default run covers 18-decimal settlement with collateral in
+# tests/differential/test_collateral_vs_engine.py.
+TestCollateralStateful18Decimals = pytest.mark.skipif(
+    os.environ.get("HYPOTHESIS_PROFILE", "default") == "default",
+    reason="18-decimal collateral machine: long profiles only (HYPOTHESIS_PROFILE=fuzz)",
+)(CollateralMachine18.TestCase)
 TestCollateralStateful18Decimals.settings = _collateral_settings()
