@@ -355,6 +355,11 @@ def test_flat_account_with_collateral_keeps_debt_then_collateral_liquidation_cle
     reverts("engine: unhealthy", lambda: engine.withdraw("t", 0, ETH // 10, weth))  # E_init 1,600 - 160 < 1,518.5
     engine.withdraw("t", 0, ETH // 100, weth)  # E_init = 1,584 - 1,518.5 >= 0
     engine.deposit("t", 0, ETH // 100, weth)
+    # WETH at 1,800: E_init = 1,440 - 1,518.5 < 0 <= E = 1,620 - 1,518.5: a flat debtor is MARGIN_CALL
+    engine.set_collateral_price(weth, 1_800 * USD)
+    assert engine.status("t", 0) == MARGIN_CALL
+    engine.set_collateral_price(weth, 2_000 * USD)
+    assert engine.status("t", 0) == HEALTHY
     reverts("collateral: zero amount", lambda: engine.liquidate_collateral("keeper", "t", 0, weth, 0))
     reverts("collateral: no debt", lambda: engine.liquidate_collateral("t", "keeper", 0, weth, 1))
     reverts("collateral: unknown asset", lambda: engine.liquidate_collateral("keeper", "t", 0, "WBTC", 1))
