@@ -11,16 +11,16 @@ with the collateral assets listed (WETH, WBTC and the ERC-4626 share yUSD),
 for test_collateral_vs_engine.py: the same deployment (and environment) as
 the stateful collateral machines', which roll it back the same way.
 
-Hypothesis: by default the random differential runs 50 examples per
-settlement decimals (about a minute), the risk-model tests 8 to 20 each
-(about a minute in all). `DIFFERENTIAL_NO_SHRINK=1` reports a risk-model
-failure as found (shrinking a stateful failure can take minutes). `HYPOTHESIS_PROFILE=fuzz` (or pytest's
+Hypothesis: by default the random differential runs 35 examples per
+settlement decimals (about 25 s), the risk-model tests 4 to 8 each (about
+35 s in all), the collateral differential 10 random examples and 7 named
+scenarios per decimals (about 25 s with the deployment).
+`DIFFERENTIAL_NO_SHRINK=1` reports a risk-model failure as found (shrinking
+a stateful failure can take minutes). `HYPOTHESIS_PROFILE=fuzz` (or pytest's
 `--hypothesis-profile fuzz`) runs the `fuzz` profile's example count instead;
 the profile is registered here unless another conftest already did
 (tests/fuzz registers the same one). No profile is loaded globally: the
-tests apply the count explicitly. The collateral differential runs 10
-examples per settlement decimals plus its named scenarios (about 25 s with
-the deployment).
+tests apply the count explicitly.
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ scenario = st.tuples(setup, st.lists(operation, min_size=1, max_size=14), st.lis
 
 @pytest.mark.parametrize("decimals", [6, 18])
 @settings(
-    max_examples=examples(50),
+    max_examples=examples(35),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

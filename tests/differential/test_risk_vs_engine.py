@@ -127,7 +127,7 @@ def size_for(notional: int, price: int) -> tuple[int, bool]:
 
 
 @pytest.mark.parametrize("decimals", [6, 18])
-@_settings(6)
+@_settings(4)
 @given(
     schedule=schedules(),
     market=st.sampled_from([DOGE, DOGE, BTC, ETH]),
@@ -203,7 +203,7 @@ path_step = st.tuples(
 
 
 @pytest.mark.parametrize("decimals", [6, 18])
-@_settings(12)
+@_settings(8)
 @given(
     params=vol_params(),
     other=vol_params(),
@@ -418,7 +418,7 @@ def margin_call_all(diff: Differential) -> None:
 
 
 @pytest.mark.parametrize("decimals", [6, 18])
-@_settings(10)
+@_settings(6)
 @given(
     calls=call_params,
     setups=st.lists(market_setup, min_size=len(MARKETS), max_size=len(MARKETS)),
@@ -473,7 +473,7 @@ ramp_start = st.one_of(
 
 
 @pytest.mark.parametrize("decimals", [6, 18])
-@_settings(8)
+@_settings(5)
 @given(
     vol=vol_params(),
     calls=call_params,

@@ -2,8 +2,9 @@
 
 Select one with the environment variable ``HYPOTHESIS_PROFILE``:
 
-- ``default`` (when unset): about 30 examples of up to 40 steps per machine,
-  so that the folder runs in about a minute on titanoboa;
+- ``default`` (when unset): about 30 examples of up to 40 steps per machine
+  (fewer for some: ``test_engine_stateful._settings``), so that the folder
+  runs in about a minute on titanoboa;
 - ``fuzz``: 1,000 examples of up to 100 steps (about 40 minutes per machine),
   for a nightly or pre-release run:
   ``HYPOTHESIS_PROFILE=fuzz ape test tests/fuzz -q``.

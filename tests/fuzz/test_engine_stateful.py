@@ -62,7 +62,9 @@ pays its fee to the caller, and leaves ``equity_maint - mm_required`` lower
 by at most the 3 token units of rounding (never LIQUIDATABLE).
 
 Profiles (``tests/fuzz/conftest.py``): ``default`` runs ~30 examples of up to
-40 steps per settlement-token decimals (6 and 18); the long run is
+40 steps for 6-decimal settlement and 10 for 18 decimals
+(``ENGINE18_DEFAULT_EXAMPLES``), 5 of the 6-decimal collateral machine;
+the long run is
 ``HYPOTHESIS_PROFILE=fuzz ape test tests/fuzz -q`` (1,000 examples of up to
 100 steps). Add ``--hypothesis-show-statistics`` to see how often each
 outcome (liquidations, bad debt, reverts by reason) occurred.
@@ -1538,7 +1540,8 @@ asset_move_bps = st.one_of(
     st.integers(-6_000, 3_000), st.sampled_from([-9_000, -5_000, -2_000, -500, -1, 1, 500, 2_000, 3_000])
 )
 repay_mode = st.sampled_from(["max", "max", "debt", "part", "part", "one", "zero"])
-COLLATERAL_DEFAULT_EXAMPLES = 5  # default profile (about 25 s per machine); other profiles keep their count
+COLLATERAL_DEFAULT_EXAMPLES = 5  # default profile (about 20 s); other profiles keep their count
+ENGINE18_DEFAULT_EXAMPLES = 10  # default profile: a third of the 6-decimal machine's
 
 
 class CollateralMachine(EngineMachine):
@@ -1984,31 +1987,37 @@ class CollateralMachine18(CollateralMachine):
 
 MACHINES = {6: EngineMachine, 18: EngineMachine18}
 
-# One test per settlement-token decimals, with the profile of HYPOTHESIS_PROFILE.
-TestEngineStateful6Decimals = EngineMachine.TestCase
-TestEngineStateful6Decimals.settings = machine_settings()
-TestEngineStateful18Decimals = EngineMachine18.TestCase
-TestEngineStateful18Decimals.settings = machine_settings()
+DEFAULT_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default") == "default"
 
 
-def _collateral_settings() -> settings:
-    """The profile of HYPOTHESIS_PROFILE; the default one with fewer examples.
-    ``FUZZ_NO_SHRINK=1`` reports a failure as found (no shrinking)."""
+def _settings(default_examples: int | None = None) -> settings:
+    """The profile of HYPOTHESIS_PROFILE; the default one with
+    ``default_examples`` examples when given (other profiles keep their
+    count). ``FUZZ_NO_SHRINK=1`` reports a failure as found (no shrinking)."""
     chosen = machine_settings()
-    if os.environ.get("HYPOTHESIS_PROFILE", "default") == "default":
-        chosen = settings(chosen, max_examples=COLLATERAL_DEFAULT_EXAMPLES)
+    if DEFAULT_PROFILE and default_examples is not None:
+        chosen = settings(chosen, max_examples=default_examples)
     if os.environ.get("FUZZ_NO_SHRINK"):
         chosen = settings(chosen, phases=[Phase.explicit, Phase.reuse, Phase.generate])
     return chosen
 
 
+# One test per settlement-token decimals, with the profile of HYPOTHESIS_PROFILE;
+# by default the 18-decimal machine runs a third of the examples (the random
+# differential runs 18 decimals too).
+TestEngineStateful6Decimals = EngineMachine.TestCase
+TestEngineStateful6Decimals.settings = _settings()
+TestEngineStateful18Decimals = EngineMachine18.TestCase
+TestEngineStateful18Decimals.settings = _settings(ENGINE18_DEFAULT_EXAMPLES)
+
+
 TestCollateralStateful6Decimals = CollateralMachine.TestCase
-TestCollateralStateful6Decimals.settings = _collateral_settings()
+TestCollateralStateful6Decimals.settings = _settings(COLLATERAL_DEFAULT_EXAMPLES)
 # The 18-decimal collateral machine runs in the long profiles only: the
 # default run covers 18-decimal settlement with collateral in
 # tests/differential/test_collateral_vs_engine.py.
 TestCollateralStateful18Decimals = pytest.mark.skipif(
-    os.environ.get("HYPOTHESIS_PROFILE", "default") == "default",
+    DEFAULT_PROFILE,
     reason="18-decimal collateral machine: long profiles only (HYPOTHESIS_PROFILE=fuzz)",
 )(CollateralMachine18.TestCase)
-TestCollateralStateful18Decimals.settings = _collateral_settings()
+TestCollateralStateful18Decimals.settings = _settings(COLLATERAL_DEFAULT_EXAMPLES)
