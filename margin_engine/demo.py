@@ -686,12 +686,6 @@ ERIN_CUT = -WAD // 2  # she halves it in the margin call
 BTC_OPEN, BTC_LOW = 60_000, 52_000
 WETH_LOW = 2_150  # then ETH falls: just below her maintenance margin
 KEEPER_FUNDS = 5_000  # USDC in the keeper's sub-account 0
-# Sent with an explicit gas limit: where Ape estimates the gas, its estimate
-# for `liquidate_collateral` (engine -> manager -> engine views and
-# manager.value, then two `settle_collateral` calls) leaves no room for the
-# 63/64 rule of nested calls, and the transaction runs out of gas in a nested
-# frame. The call itself uses under 200,000.
-COLLATERAL_LIQUIDATION_GAS = 1_000_000
 
 
 def _collateral_act(ctx: _Ctx, first_step: int) -> None:
@@ -832,9 +826,7 @@ def _liquidate_collateral(ctx: _Ctx, keeper_name: str, name: str, asset: str, ma
     before = balances()
     price, _ok = manager.collateral_price(token)
     discount = int(manager.collateral(token).discount)
-    receipt = ctx.engine.liquidate_collateral(
-        owner, 0, token, max_repay, sender=keeper, gas=COLLATERAL_LIQUIDATION_GAS
-    )
+    receipt = ctx.engine.liquidate_collateral(owner, 0, token, max_repay, sender=keeper)
     events = receipt.events.filter(manager.CollateralLiquidated)
     if len(events) != 1:
         raise DemoError(f"expected one CollateralLiquidated event, got {len(events)}")

@@ -57,7 +57,6 @@ ETH = 1
 WITHDRAWAL_LEG = {"MarginEngine", "CollateralManager"}
 LONG_RUN = os.environ.get("HYPOTHESIS_PROFILE", "default") != "default"
 
-LIQ_GAS = 12_000_000  # see test_token_quirks.LIQ_GAS (Ape's estimate ignores 63/64)
 # Constants and immutables are read without the lock (no storage).
 ENGINE_UNLOCKED_VIEWS = {"COLLATERAL", "MAX_MARKETS", "MAX_POSITIONS", "RISK_MODEL", "SCALE", "SETTLEMENT_ASSET"}
 
@@ -268,7 +267,7 @@ def test_reentry__liquidate_collateral_fails_at_the_engine_view(rx, project):
     assert not hook.last_success() and bytes(hook.last_revert_data()) == b""
     # Not the lock-free reason: outside a transfer the same call gets a reason.
     with ape.reverts("collateral: no debt"):
-        e.liquidate_collateral(rx["trader"], 0, rx["token"], USDC, sender=rx["admin"], gas=LIQ_GAS)
+        e.liquidate_collateral(rx["trader"], 0, rx["token"], USDC, sender=rx["admin"])
 
 
 def test_unlocked_contracts__permissionless_calls_succeed_and_touch_no_ledger(rx):

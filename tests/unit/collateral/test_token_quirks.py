@@ -46,12 +46,6 @@ W_INIT = 80 * WAD // 100
 W_MAINT = 85 * WAD // 100
 DISCOUNT = 5 * WAD // 100
 TRANSFER_FAILED = "engine: transfer failed"
-# Ape's local gas estimate for `liquidate_collateral` (engine -> manager ->
-# engine views -> manager.value, then two `settle_collateral` calls) is the gas
-# used plus a margin that ignores the 63/64 rule: the transaction then runs out
-# of gas in a nested frame ("Transaction failed.", empty revert data). The
-# contracts are fine; the tests pass an explicit limit.
-LIQ_GAS = 12_000_000
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -295,7 +289,7 @@ def _flow(ctx: Ctx, asset: Listed, opts: dict) -> None:
     ctx.give_usdc(liquidator, 10_000 * USDC)
     debt = -ctx.usdc_balance(trader)
     liq_before = ctx.usdc_balance(liquidator)
-    tx = engine.liquidate_collateral(trader, 0, asset.token, 10_000 * USDC, sender=liquidator, gas=LIQ_GAS)
+    tx = engine.liquidate_collateral(trader, 0, asset.token, 10_000 * USDC, sender=liquidator)
     [log] = [e for e in tx.events if e.event_name == "CollateralLiquidated"]
     seized, repaid = log.seized, log.repaid
     assert 0 < repaid <= debt
@@ -351,8 +345,8 @@ def test_flow__weth_and_wbtc_together(ctx):
     ctx.set_col_price(b, 1_800)
     assert engine.status(ctx.trader, 0) >= LIQUIDATABLE
     ctx.give_usdc(ctx.liquidator, 10_000 * USDC)
-    engine.liquidate_collateral(ctx.trader, 0, a.token, 300 * USDC, sender=ctx.liquidator, gas=LIQ_GAS)
-    engine.liquidate_collateral(ctx.trader, 0, b.token, 300 * USDC, sender=ctx.liquidator, gas=LIQ_GAS)
+    engine.liquidate_collateral(ctx.trader, 0, a.token, 300 * USDC, sender=ctx.liquidator)
+    engine.liquidate_collateral(ctx.trader, 0, b.token, 300 * USDC, sender=ctx.liquidator)
     assert ctx.col_balance(ctx.liquidator, a) > 0 and ctx.col_balance(ctx.liquidator, b) > 0
     ctx.custody([a, b], accounts)
     _withdraw(ctx, a, ctx.liquidator, ctx.col_balance(ctx.liquidator, a), {"fee_bps": 30})
@@ -442,7 +436,7 @@ def test_blocklist__liquidations_work_others_withdraw_own_withdrawal_fails(ctx, 
     ctx.set_col_price(asset, PRICE * 95 // 100)
     assert engine.status(trader, 0) == LIQUIDATABLE
     ctx.give_usdc(liquidator, 10_000 * USDC)
-    ctx.engine.liquidate_collateral(trader, 0, token, 10_000 * USDC, sender=liquidator, gas=LIQ_GAS)
+    ctx.engine.liquidate_collateral(trader, 0, token, 10_000 * USDC, sender=liquidator)
     seized = ctx.col_balance(liquidator, asset)
     assert seized > 0 and ctx.col_balance(trader, asset) == held - seized
     ctx.custody([asset], accounts)
@@ -475,7 +469,7 @@ def test_blocklist__no_positions_debt_collateral_liquidation(ctx):
     assert debt > 2_000 * USDC
     token.set_blocked(trader, True, sender=ctx.admin)
     ctx.give_usdc(liquidator, 10_000 * USDC)
-    engine.liquidate_collateral(trader, 0, token, 10**12 * USDC, sender=liquidator, gas=LIQ_GAS)
+    engine.liquidate_collateral(trader, 0, token, 10**12 * USDC, sender=liquidator)
     assert ctx.usdc_balance(trader) == 0  # the whole debt repaid (healthy: no sizing limit)
     assert ctx.usdc_balance(liquidator) == 10_000 * USDC - debt
     ctx.custody([asset], [trader, liquidator])
@@ -535,7 +529,7 @@ def test_revert_on_zero__bad_debt_liquidation_pushes_nothing(ctx):
     engine.liquidate(trader, 0, ETH, 20 * WAD, sender=liquidator)
     assert engine.account(trader, 0).positions == 0
     ctx.give_usdc(liquidator, 20_000 * USDC)
-    engine.liquidate_collateral(trader, 0, token, 10**12 * USDC, sender=liquidator, gas=LIQ_GAS)
+    engine.liquidate_collateral(trader, 0, token, 10**12 * USDC, sender=liquidator)
     assert ctx.col_balance(trader, asset) == 0
     assert ctx.usdc_balance(trader) == 0  # the rest cleared as bad debt
     assert hook.calls() == calls
