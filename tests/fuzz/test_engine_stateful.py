@@ -601,17 +601,23 @@ class EngineMachine(RuleBasedStateMachine):
         if not flat:
             return
         owner, sub = data.draw(st.sampled_from(flat), label="flat account")
+        amount = self._withdraw_balance_when_flat(owner, sub, "withdraw everything (flat)")
+        if redeposit and (owner, sub) in self.accounts:
+            self._deposit(self.accounts.index((owner, sub)), amount)
+
+    def _withdraw_balance_when_flat(self, owner: Any, sub: int, label: str) -> int:
+        """Invariant 13: a flat account (no debt) withdraws its whole
+        settlement balance, which must succeed and leave it at 0; returns the amount."""
         amount = self.model.balance_of(str(owner), sub)
         reason, _ = self._act(
-            "withdraw everything (flat)",
+            label,
             lambda: self.engine.withdraw(sub, self.usdc.address, amount, sender=owner),
             lambda m: m.withdraw(str(owner), sub, amount),
         )
-        assert reason is None, f"a flat account could not withdraw its balance: {reason}"
+        assert reason is None, f"{label}: a flat account could not withdraw its balance: {reason}"
         self.total_out += amount
         assert self.engine.balance_of(owner, sub, self.usdc.address) == 0
-        if redeposit and (owner, sub) in self.accounts:
-            self._deposit(self.accounts.index((owner, sub)), amount)
+        return amount
 
     # ----------------------------------------------------------- trading
     # Six trade rules (of eighteen): about a third of the steps trade.
@@ -1749,15 +1755,8 @@ class CollateralMachine(EngineMachine):
             assert reason is None, f"a flat account without debt could not withdraw its {name}: {reason}"
             self.asset_out[name] += amount
             assert self.engine.balance_of(owner, sub, token.address) == 0
-        amount = self.model.balance_of(str(owner), sub)
-        if amount > 0:
-            reason, _ = self._act(
-                "withdraw settlement (flat)",
-                lambda: self.engine.withdraw(sub, self.usdc.address, amount, sender=owner),
-                lambda m: m.withdraw(str(owner), sub, amount),
-            )
-            assert reason is None, f"a flat account without debt could not withdraw its balance: {reason}"
-            self.total_out += amount
+        if self.model.balance_of(str(owner), sub) > 0:
+            self._withdraw_balance_when_flat(owner, sub, "withdraw settlement (flat)")
 
     @rule(name=asset_name, move=asset_move_bps)
     def move_asset_price(self, name: str, move: int) -> None:

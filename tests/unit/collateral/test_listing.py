@@ -13,6 +13,8 @@ from __future__ import annotations
 import ape
 import pytest
 
+from oracle_bounds import oracle_bounds
+
 WAD = 10**18
 MASK64 = 2**64 - 1
 MASK128 = 2**128 - 1
@@ -297,19 +299,7 @@ def test_list_collateral__plain_token_flagged_as_vault__reverts(configurator, ma
 
 # ------------------------------------------------------------- the oracle
 
-ORACLE_BOUNDS = [
-    # (heartbeat, min_price, max_price, accepted)
-    (1, MIN_PRICE, MAX_PRICE, True),  # heartbeat > 0
-    (0, MIN_PRICE, MAX_PRICE, False),
-    (2**32 - 1, MIN_PRICE, MAX_PRICE, True),  # packed in 32 bits
-    (2**32, MIN_PRICE, MAX_PRICE, False),
-    (HEARTBEAT, 1, MAX_PRICE, True),  # 0 < min_price
-    (HEARTBEAT, 0, MAX_PRICE, False),
-    (HEARTBEAT, MAX_PRICE - 1, MAX_PRICE, True),  # min_price < max_price
-    (HEARTBEAT, MAX_PRICE, MAX_PRICE, False),
-    (HEARTBEAT, MIN_PRICE, MASK128, True),  # packed in 128 bits
-    (HEARTBEAT, MIN_PRICE, MASK128 + 1, False),
-]
+ORACLE_BOUNDS = oracle_bounds(HEARTBEAT, MIN_PRICE, MAX_PRICE)
 
 
 @pytest.mark.parametrize("heartbeat, min_price, max_price, accepted", ORACLE_BOUNDS)
